@@ -1,0 +1,40 @@
+# Two commands from a fresh clone: `make demo` and `make test`.
+# Each creates .venv and installs what it needs on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+DEMO_DIR ?= demo
+export MLFLOW_DISABLE_TELEMETRY = true
+export DVC_NO_ANALYTICS = 1
+
+.PHONY: install demo test lint format clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -c "import workbench, mlflow, dvc, pytest" # fails here if the install failed
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Build the demo workspace (git + DVC + MLflow) and open it.
+demo: install
+	$(VENV)/bin/workbench demo --dir $(DEMO_DIR) --replace
+
+## Lint, then the whole test suite (real MLflow server, real git + DVC repos).
+test: install lint
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache tests/artifacts

@@ -1,0 +1,1 @@
+"""Panel + HoloViews views over the Workbench services (see the dashboard issue)."""

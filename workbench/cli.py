@@ -1,0 +1,322 @@
+"""The ``workbench`` command: thin wrappers over the services.
+
+Every command takes ``--workspace PATH``; ``--json`` prints the services'
+records as they are. Errors print their message and hint, never a traceback,
+and exit with status 1 (2 for bad usage, as click does).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import click
+
+from workbench import __version__
+from workbench.config import Settings, load_settings
+from workbench.errors import WorkbenchError
+from workbench.records import to_dict
+
+
+def _workspace_option(fn: Callable) -> Callable:
+    return click.option(
+        "--workspace",
+        "-w",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="The workspace (a folder inside a git + DVC repository). Default: the current folder.",
+    )(fn)
+
+
+def _json_option(fn: Callable) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")(fn)
+
+
+def _handles_errors(fn: Callable) -> Callable:
+    """Turn a WorkbenchError into a readable message (or JSON) and exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except WorkbenchError as exc:
+            if kwargs.get("as_json"):
+                click.echo(json.dumps(exc.to_dict(), indent=2))
+            else:
+                click.secho(f"Error: {exc.message}", fg="red", err=True)
+                if exc.hint:
+                    click.echo(f"Hint: {exc.hint}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def _settings(workspace: str | None, **overrides: Any) -> Settings:
+    return load_settings(workspace, **overrides)
+
+
+def _print_json(records: Any) -> None:
+    click.echo(json.dumps(to_dict(records), indent=2))
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _ms(timestamp: int | None) -> str:
+    if not timestamp:
+        return "-"
+    return _dt.datetime.fromtimestamp(timestamp / 1000).strftime("%Y-%m-%d %H:%M")
+
+
+def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> str:
+    """A plain text table with columns padded to their widest cell."""
+    cells = [[_fmt(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="workbench")
+def main() -> None:
+    """Workbench: data versions (DVC), experiments and models (MLflow), GPUs and deploys."""
+
+
+# --------------------------------------------------------------------------- status
+
+
+@main.command()
+@_workspace_option
+@_json_option
+@_handles_errors
+def status(workspace: str | None, as_json: bool) -> None:
+    """Data status, experiments and run counts, models and aliases."""
+    from workbench.overview import workspace_status
+
+    result = workspace_status(_settings(workspace))
+    if as_json:
+        _print_json(result)
+        return
+    click.secho(f"Workspace  {result.workspace}", bold=True)
+    click.echo(f"git: {'yes' if result.git else 'no'}   dvc: {'yes' if result.dvc else 'no'}")
+    click.echo(f"MLflow     {result.tracking_uri}")
+    click.echo("")
+    click.secho("Data", bold=True)
+    if "data" in result.errors:
+        _echo_part_error(result.errors["data"])
+    else:
+        _echo_data_status(result.data)
+    click.echo("")
+    click.secho("Experiments", bold=True)
+    if "experiments" in result.errors:
+        _echo_part_error(result.errors["experiments"])
+    elif not result.experiments:
+        click.echo("  no experiments yet")
+    else:
+        click.echo(table(((e.name, e.experiment_id, e.runs) for e in result.experiments), ["name", "id", "runs"]))
+    click.echo("")
+    click.secho("Models", bold=True)
+    if "models" in result.errors:
+        _echo_part_error(result.errors["models"])
+    elif not result.models:
+        click.echo("  no registered models yet")
+    else:
+        click.echo(_models_table(result.models))
+
+
+def _echo_part_error(error: dict[str, str]) -> None:
+    click.secho(f"  {error['error']}", fg="yellow")
+    if error.get("hint"):
+        click.echo(f"  Hint: {error['hint']}")
+
+
+def _echo_data_status(data_status: Any) -> None:
+    entries = getattr(data_status, "entries", None) or []
+    if not entries:
+        click.echo("  nothing tracked yet")
+        return
+    click.echo(
+        table(
+            ((e.path, e.kind, ", ".join(e.badges) or "unchanged", e.owner) for e in entries),
+            ["path", "kind", "status", "tracked by"],
+        )
+    )
+
+
+def _models_table(models: Iterable[Any]) -> str:
+    rows = (
+        (
+            m.name,
+            m.latest_version,
+            ", ".join(f"@{a} -> v{v}" for a, v in sorted(m.aliases.items())) or "-",
+            _ms(m.updated),
+        )
+        for m in models
+    )
+    return table(rows, ["model", "latest", "aliases", "updated"])
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@main.command()
+@click.option("--experiment", "-e", multiple=True, help="Experiment name or id (repeatable). Default: all.")
+@click.option("--filter", "-f", "filter_string", default="", help='MLflow filter, e.g. "metrics.accuracy > 0.9".')
+@click.option("--order-by", "-o", multiple=True, help='Sort key, e.g. "metrics.accuracy DESC" (repeatable).')
+@click.option("--max", "max_results", default=50, show_default=True, type=int, help="Runs per page.")
+@click.option("--page-token", default=None, help="Continue from a previous page.")
+@_workspace_option
+@_json_option
+@_handles_errors
+def runs(
+    experiment: tuple[str, ...],
+    filter_string: str,
+    order_by: tuple[str, ...],
+    max_results: int,
+    page_token: str | None,
+    workspace: str | None,
+    as_json: bool,
+) -> None:
+    """Search runs: server-side filter, order and pagination."""
+    from workbench import tracking
+
+    page = tracking.search_runs(
+        _settings(workspace),
+        experiments=list(experiment) or None,
+        filter_string=filter_string,
+        order_by=list(order_by) or None,
+        max_results=max_results,
+        page_token=page_token,
+    )
+    if as_json:
+        _print_json(page)
+        return
+    if not page.runs:
+        click.echo("No runs match.")
+        return
+    metric_keys = sorted({k for r in page.runs for k in r.metrics})[:6]
+    rows = (
+        (r.run_id[:8], r.run_name, r.status, _ms(r.start_time), *(r.metrics.get(k) for k in metric_keys))
+        for r in page.runs
+    )
+    click.echo(table(rows, ["run", "name", "status", "started", *metric_keys]))
+    if page.next_page_token:
+        click.echo(f"\nMore runs: --page-token {page.next_page_token}")
+
+
+# --------------------------------------------------------------------------- models
+
+
+@main.command()
+@click.argument("name", required=False)
+@_workspace_option
+@_json_option
+@_handles_errors
+def models(name: str | None, workspace: str | None, as_json: bool) -> None:
+    """Registered models and aliases; with NAME, that model's versions."""
+    from workbench import registry
+
+    settings = _settings(workspace)
+    if name is None:
+        result = registry.list_models(settings)
+        if as_json:
+            _print_json(result)
+        elif not result:
+            click.echo("No registered models yet.")
+        else:
+            click.echo(_models_table(result))
+        return
+    detail = registry.get_model(settings, name)
+    if as_json:
+        _print_json(detail)
+        return
+    click.secho(detail.model.name, bold=True)
+    rows = (
+        (f"v{v.version}", " ".join(f"@{a}" for a in v.aliases) or "-", v.status, (v.run_id or "-")[:8], _ms(v.created))
+        for v in detail.versions
+    )
+    click.echo(table(rows, ["version", "aliases", "status", "run", "created"]))
+
+
+# --------------------------------------------------------------------------- data
+
+
+@main.group()
+def data() -> None:
+    """DVC-tracked data: status and diffs."""
+
+
+@data.command("status")
+@_workspace_option
+@_json_option
+@_handles_errors
+def data_status(workspace: str | None, as_json: bool) -> None:
+    """Tracked data with its status."""
+    from workbench import data as data_service
+
+    result = data_service.status(_settings(workspace))
+    if as_json:
+        _print_json(result)
+    else:
+        _echo_data_status(result)
+
+
+@data.command("diff")
+@click.argument("rev_a")
+@click.argument("rev_b", required=False)
+@_workspace_option
+@_json_option
+@_handles_errors
+def data_diff(rev_a: str, rev_b: str | None, workspace: str | None, as_json: bool) -> None:
+    """What changed in tracked data between REV_A and REV_B (default: the workspace)."""
+    from workbench import data as data_service
+
+    result = data_service.diff(_settings(workspace), rev_a, rev_b)
+    if as_json:
+        _print_json(result)
+        return
+    rows = [(c.change, c.path, (c.old_hash or "-")[:10], (c.new_hash or "-")[:10]) for c in result.changes]
+    if not rows:
+        click.echo(f"No data changes between {rev_a} and {rev_b or 'the workspace'}.")
+        return
+    click.echo(table(rows, ["change", "path", "old", "new"]))
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@main.command()
+@click.option("--dir", "directory", default="demo", show_default=True, type=click.Path(file_okay=False))
+@click.option("--no-launch", is_flag=True, help="Only build the workspace; do not open the dashboard.")
+@click.option("--replace", is_flag=True, help="Rebuild the folder if it holds an earlier demo workspace.")
+@_handles_errors
+def demo(directory: str, no_launch: bool, replace: bool) -> None:
+    """Build a demo workspace (git + DVC + MLflow) from nothing."""
+    from workbench import demo as demo_service
+
+    summary = demo_service.build(directory, say=click.echo, replace=replace)
+    click.secho(f"\nDemo workspace ready in {summary.seconds} s: {summary.workspace}", fg="green", bold=True)
+    click.echo(f"  data versions: {', '.join(f'{k} {v[:8]}' for k, v in summary.data_commits.items())}")
+    click.echo(f"  DVC remote:    {summary.dvc_remote}")
+    click.echo(f"  MLflow:        {summary.tracking_uri} ({len(summary.runs)} runs in '{summary.experiment}')")
+    click.echo(f"  model:         {summary.model} v{', v'.join(summary.versions)}, @champion -> v{summary.champion}")
+    click.echo("\nLook at it:")
+    for step in summary.next_steps:
+        click.echo(f"  {step}")
+    if not no_launch:
+        click.echo("\n(The standalone dashboard is not part of this release yet; the commands above show everything.)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -96,12 +96,14 @@ def _create_schema(path: Path, artifact_root: Path, n_experiments: int) -> list[
 
 def _insert_runs(path: Path, spec: StoreSpec, experiment_ids: list[int], artifact_root: Path) -> None:
     rng = random.Random(spec.seed)
+    # Runs are generated in run-id order and per-key rows kept in per-key lists, so every
+    # (key, run_uuid) primary key is inserted in order: appends, not page splits all over.
+    run_ids = sorted(f"{rng.getrandbits(128):032x}" for _ in range(spec.runs))
     runs: list[tuple] = []
-    latest: list[tuple] = []
-    params: list[tuple] = []
-    tags: list[tuple] = []
-    for i in range(spec.runs):
-        run_id = f"{rng.getrandbits(128):032x}"
+    latest: dict[str, list[tuple]] = {f"m{m}": [] for m in range(spec.metrics)}
+    params: dict[str, list[tuple]] = {f"p{p}": [] for p in range(spec.params)}
+    tags: dict[str, list[tuple]] = {"mlflow.runName": [], "mlflow.user": [], "team": []}
+    for i, run_id in enumerate(run_ids):
         experiment_id = rng.choice(experiment_ids)
         # few distinct start times: many runs share one, so tie-breaking matters
         start = BASE_TIME_MS + rng.randrange(max(1, spec.runs // 3)) * 1000
@@ -126,25 +128,21 @@ def _insert_runs(path: Path, spec: StoreSpec, experiment_ids: list[int], artifac
             experiment_id,
             start + 7_200_000 if deleted else None,
         ))
-        for m in range(spec.metrics):
+        for m, key in enumerate(latest):
             if rng.random() < 0.05:
                 continue  # missing metric
             is_nan = rng.random() < 0.01
             value = 0.0 if is_nan else round(rng.random(), 4)  # rounding makes equal values common
-            latest.append((f"m{m}", value, start + 1000 * m, rng.randrange(100), int(is_nan), run_id))
-        for p in range(spec.params):
+            latest[key].append((key, value, start + 1000 * m, rng.randrange(100), int(is_nan), run_id))
+        for p, key in enumerate(params):
             if rng.random() < 0.05:
                 continue  # missing param
-            params.append((f"p{p}", _param_value(rng, p), run_id))
-        tags.append(("mlflow.runName", name, run_id))
-        tags.append(("mlflow.user", user, run_id))
+            params[key].append((key, _param_value(rng, p), run_id))
+        tags["mlflow.runName"].append(("mlflow.runName", name, run_id))
+        tags["mlflow.user"].append(("mlflow.user", user, run_id))
         if rng.random() < 0.8:
-            tags.append(("team", rng.choice(TEAMS), run_id))
+            tags["team"].append(("team", rng.choice(TEAMS), run_id))
 
-    # rows in primary-key order (key, run) append to the b-trees instead of splitting pages all over
-    latest.sort(key=lambda row: (row[0], row[5]))
-    params.sort(key=lambda row: (row[0], row[2]))
-    tags.sort(key=lambda row: (row[0], row[2]))
     con = sqlite3.connect(path, isolation_level=None)
     try:
         con.execute("PRAGMA journal_mode=OFF")  # a fresh private file: no rollback journal needed
@@ -157,17 +155,19 @@ def _insert_runs(path: Path, spec: StoreSpec, experiment_ids: list[int], artifac
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             runs,
         )
-        con.executemany(
-            "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, ?, ?, ?)",
-            latest,
-        )
-        latest.sort(key=lambda row: (row[0], row[2], row[3], row[5]))  # the history table's key order
-        con.executemany(
-            "INSERT INTO metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, ?, ?, ?)",
-            latest,
-        )
-        con.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)", params)
-        con.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)", tags)
+        for key in sorted(latest):
+            con.executemany(
+                "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, ?, ?, ?)",
+                latest[key],
+            )
+            # one history point per metric, the same as the latest value
+            con.executemany(
+                "INSERT INTO metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, ?, ?, ?)",
+                latest[key],
+            )
+        for table, rows_by_key in (("params", params), ("tags", tags)):
+            for key in sorted(rows_by_key):
+                con.executemany(f"INSERT INTO {table} (key, value, run_uuid) VALUES (?, ?, ?)", rows_by_key[key])
         con.execute("COMMIT")
         con.execute("PRAGMA journal_mode=DELETE")
     finally:

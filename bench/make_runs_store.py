@@ -53,9 +53,7 @@ class StoreSpec:
 
     @property
     def file_name(self) -> str:
-        return (
-            f"runs-v{FORMAT_VERSION}-r{self.runs}-m{self.metrics}-p{self.params}-e{self.experiments}-s{self.seed}.db"
-        )
+        return f"runs-v{FORMAT_VERSION}-r{self.runs}-m{self.metrics}-p{self.params}-e{self.experiments}-s{self.seed}.db"
 
 
 def sqlite_uri(path: Path) -> str:
@@ -112,22 +110,24 @@ def _insert_runs(path: Path, spec: StoreSpec, experiment_ids: list[int], artifac
         deleted = rng.random() < 0.02
         name = f"{rng.choice(NAME_PREFIXES)}-{i:06d}"
         user = rng.choice(USERS)
-        runs.append((
-            run_id,
-            name,
-            "LOCAL",
-            "train.py",
-            "",
-            user,
-            status,
-            start,
-            end,
-            "",
-            "deleted" if deleted else "active",
-            f"{artifact_root}/{experiment_id}/{run_id}/artifacts",
-            experiment_id,
-            start + 7_200_000 if deleted else None,
-        ))
+        runs.append(
+            (
+                run_id,
+                name,
+                "LOCAL",
+                "train.py",
+                "",
+                user,
+                status,
+                start,
+                end,
+                "",
+                "deleted" if deleted else "active",
+                f"{artifact_root}/{experiment_id}/{run_id}/artifacts",
+                experiment_id,
+                start + 7_200_000 if deleted else None,
+            )
+        )
         for m, key in enumerate(latest):
             if rng.random() < 0.05:
                 continue  # missing metric

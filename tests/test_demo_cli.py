@@ -140,3 +140,32 @@ def test_plain_folder_gets_experiment_views_and_a_hint_for_data(tmp_path):
     assert "dvc init" in status["errors"]["data"]["hint"]
     assert status["experiments"] == [] and status["models"] == []
     assert not (tmp_path / ".workbench").exists()
+
+
+def test_promote_rollback_and_audit_from_the_command_line(demo):
+    tracking_uri = f"sqlite:///{demo.resolve() / '.workbench' / 'mlflow.db'}"
+    asked = subprocess.run(
+        [WORKBENCH, "promote", "wine-classifier", "1", "--workspace", str(demo)],
+        input="n\n",
+        capture_output=True,
+        text=True,
+    )
+    assert asked.returncode == 1 and "cancelled" in asked.stderr
+    assert "accuracy" in asked.stdout and "now: v2" in asked.stdout  # the comparison was shown first
+    assert MlflowClient(tracking_uri).get_registered_model("wine-classifier").aliases == {"champion": "2"}
+
+    done = wb("promote", "wine-classifier", "1", "--yes", "--workspace", str(demo))
+    assert done.returncode == 0, done.stderr
+    assert "v2 -> v1" in done.stdout
+    assert MlflowClient(tracking_uri).get_model_version_by_alias("wine-classifier", "champion").version == "1"
+
+    back = wb("rollback", "wine-classifier", "--workspace", str(demo))
+    assert back.returncode == 0 and "v1 -> v2" in back.stdout
+    assert MlflowClient(tracking_uri).get_model_version_by_alias("wine-classifier", "champion").version == "2"
+
+    entries = wb_json("audit", "--workspace", str(demo))
+    assert [(e["action"], e["before"], e["after"]) for e in entries[-2:]] == [
+        ("promote", "2", "1"),
+        ("rollback", "1", "2"),
+    ]
+    assert "promote" in wb("audit", "--workspace", str(demo)).stdout

@@ -18,7 +18,7 @@ import click
 
 from workbench import __version__
 from workbench.config import Settings, load_settings
-from workbench.errors import WorkbenchError
+from workbench.errors import InvalidInput, WorkbenchError
 from workbench.records import to_dict
 
 
@@ -247,6 +247,105 @@ def models(name: str | None, workspace: str | None, as_json: bool) -> None:
         for v in detail.versions
     )
     click.echo(table(rows, ["version", "aliases", "status", "run", "created"]))
+
+
+# --------------------------------------------------------------------------- promote / rollback / audit
+
+
+def _echo_comparison(comparison: Any) -> None:
+    current = f"v{comparison.current.version}" if comparison.current else "nobody"
+    click.secho(
+        f"Promote {comparison.model} v{comparison.candidate.version} to @{comparison.alias} (now: {current})",
+        bold=True,
+    )
+    if comparison.metrics:
+        rows = ((m.key, m.candidate, m.current, m.delta) for m in comparison.metrics)
+        click.echo(table(rows, ["metric", f"v{comparison.candidate.version}", current, "delta"]))
+    for key, values in comparison.params_differ.items():
+        click.echo(f"  param {key}: {values['current']} -> {values['candidate']}")
+    lineage = comparison.candidate.lineage
+    if lineage and lineage.commit:
+        dirty = " (dirty)" if lineage.dirty or lineage.data_dirty else ""
+        click.echo(f"  lineage: commit {lineage.commit[:10]}{dirty}, data {', '.join(lineage.data) or '-'}")
+    for gate in comparison.gates:
+        mark = click.style("pass", fg="green") if gate.passed else click.style("FAIL", fg="red")
+        click.echo(f"  gate [{mark}] {gate.gate}: {gate.detail}")
+
+
+@main.command()
+@click.argument("model")
+@click.argument("version")
+@click.option("--alias", "-a", default="champion", show_default=True, help="The alias to move.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--override-gates", is_flag=True, help="Promote even if gates fail (recorded in the audit log).")
+@_workspace_option
+@_json_option
+@_handles_errors
+def promote(
+    model: str, version: str, alias: str, yes: bool, override_gates: bool, workspace: str | None, as_json: bool
+) -> None:
+    """Move MODEL's alias to VERSION, after a comparison with the current holder."""
+    from workbench import registry
+
+    settings = _settings(workspace)
+    comparison = registry.compare_for_promotion(settings, model, version, alias)
+    if not as_json:
+        _echo_comparison(comparison)
+    if not yes and not click.confirm("Move the alias?", default=False):
+        raise InvalidInput("Promotion cancelled: nothing changed", "Pass --yes to promote without the question.")
+    move = registry.promote(settings, model, version, alias, override_gates=override_gates)
+    if as_json:
+        _print_json(move)
+        return
+    click.secho(f"@{alias} of {model}: v{move.before or '-'} -> v{move.after}", fg="green")
+    if move.overridden_gates:
+        click.secho(f"Gates overridden (audited): {', '.join(move.overridden_gates)}", fg="yellow")
+    for deployment in move.deployments:
+        click.echo(f"  deployment {deployment.name} now serves v{move.after}")
+    for error in move.deployment_errors:
+        click.secho(f"  deployment not switched: {error['error']}", fg="yellow")
+
+
+@main.command()
+@click.argument("model")
+@click.option("--alias", "-a", default="champion", show_default=True, help="The alias to move back.")
+@_workspace_option
+@_json_option
+@_handles_errors
+def rollback(model: str, alias: str, workspace: str | None, as_json: bool) -> None:
+    """Move MODEL's alias back to its previous holder."""
+    from workbench import registry
+
+    move = registry.rollback(_settings(workspace), model, alias)
+    if as_json:
+        _print_json(move)
+        return
+    after = f"v{move.after}" if move.after else "nobody (alias removed)"
+    click.secho(f"@{alias} of {model}: v{move.before} -> {after}", fg="green")
+
+
+@main.command("audit")
+@click.option("--limit", "-n", default=50, show_default=True, type=int, help="The last N entries.")
+@click.option("--action", default=None, help="Only this action (promote, rollback, deploy, ...).")
+@_workspace_option
+@_json_option
+@_handles_errors
+def audit_log(limit: int, action: str | None, workspace: str | None, as_json: bool) -> None:
+    """The audit log of every state-changing action."""
+    from workbench import audit
+
+    entries = audit.read(_settings(workspace), limit=limit, action=action)
+    if as_json:
+        _print_json(entries)
+        return
+    if not entries:
+        click.echo("The audit log is empty.")
+        return
+    rows = (
+        (e.time[:19].replace("T", " "), e.actor, e.action, e.target, e.outcome, _fmt(e.before), _fmt(e.after))
+        for e in entries
+    )
+    click.echo(table(rows, ["time (UTC)", "who", "action", "target", "outcome", "before", "after"]))
 
 
 # --------------------------------------------------------------------------- data

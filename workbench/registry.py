@@ -1,4 +1,4 @@
-"""The MLflow model registry, read side: models, versions, aliases, lineage.
+"""The MLflow model registry: models, versions, aliases, lineage; promote and rollback.
 
 Aliases are read from the registered model (``get_registered_model``), never
 from ``search_model_versions``, which returns ``aliases=[]`` for every version
@@ -7,11 +7,20 @@ from ``search_model_versions``, which returns ``aliases=[]`` for every version
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
-from workbench import _mlflow
+from workbench import _mlflow, audit
 from workbench.config import Settings, embedded_store_exists
-from workbench.errors import InvalidInput, NotFound
+from workbench.errors import Conflict, InvalidInput, NotFound, WorkbenchError
+from workbench.gates import GateResult
 from workbench.lineage import Lineage, lineage_from_tags
 
 _PAGE = 200
@@ -181,3 +190,298 @@ def get_version(settings: Settings, name: str, version: str) -> ModelVersionInfo
             info.params = dict(run.data.params)
             info.lineage = lineage_from_tags(dict(run.data.tags))
     return info
+
+
+# --------------------------------------------------------------------------- promote / rollback
+#
+# The previous holders of an alias live in a registered-model tag
+# ``workbench.alias_history.<alias>``: a JSON list of steps
+# ``{"v": previous holder or null, "by": the version that replaced it}``,
+# newest last. Promote pushes a step, rollback pops one. A step whose "by"
+# never took effect (a promotion interrupted between its two writes) is
+# recognised by rollback and dropped, so a half-done promotion never breaks
+# the chain. Promotions and rollbacks of one alias are serialized by a lock
+# (threads of this process and, through a file lock in the workspace, other
+# processes on this machine); every attempt is audited in that order.
+
+HISTORY_TAG = "workbench.alias_history."
+HISTORY_KEEP = 500
+_locks: dict[tuple[str, str], threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+@dataclass
+class MetricComparison:
+    key: str
+    candidate: float | None
+    current: float | None
+    delta: float | None
+
+
+@dataclass
+class PromotionComparison:
+    """Candidate vs the current holder of the alias, and the gate results."""
+
+    model: str
+    alias: str
+    candidate: ModelVersionInfo
+    current: ModelVersionInfo | None
+    metrics: list[MetricComparison]
+    params_differ: dict[str, dict[str, str | None]]  # param -> {"candidate": ..., "current": ...}
+    gates: list[GateResult]
+    gates_passed: bool
+
+
+@dataclass
+class AliasMove:
+    """The outcome of a promote or rollback."""
+
+    model: str
+    alias: str
+    before: str | None
+    after: str | None
+    comparison: PromotionComparison | None = None
+    overridden_gates: list[str] = field(default_factory=list)
+    deployments: list[Any] = field(default_factory=list)  # deployments swapped to the new version
+    deployment_errors: list[dict[str, str]] = field(default_factory=list)
+
+
+def _validate_alias(alias: str) -> str:
+    from mlflow.utils.validation import _validate_model_alias_name, _validate_model_alias_name_reserved
+
+    with _mlflow.mlflow_errors("", "alias"):
+        _validate_model_alias_name(alias)
+        _validate_model_alias_name_reserved(alias)
+    return alias
+
+
+def _read_history(tags: dict[str, str], alias: str) -> list[dict[str, str | None]]:
+    raw = tags.get(HISTORY_TAG + alias)
+    if not raw:
+        return []
+    try:
+        steps = json.loads(raw)
+    except json.JSONDecodeError:
+        return []
+    return [s for s in steps if isinstance(s, dict) and "by" in s]
+
+
+def _write_history(client, name: str, alias: str, steps: list[dict[str, str | None]]) -> None:
+    key = HISTORY_TAG + alias
+    if steps:
+        client.set_registered_model_tag(name, key, json.dumps(steps[-HISTORY_KEEP:], separators=(",", ":")))
+    else:
+        client.delete_registered_model_tag(name, key)
+
+
+@contextmanager
+def _alias_lock(settings: Settings, name: str, alias: str) -> Iterator[None]:
+    """Serialize moves of one alias: a thread lock, then a file lock for other processes."""
+    with _locks_guard:
+        lock = _locks.setdefault((name, alias), threading.Lock())
+    with lock:
+        folder = settings.state_dir / "locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        safe = re.sub(r"[^\w.-]", "_", f"{name}@{alias}")
+        with open(folder / f"{safe}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def compare_for_promotion(settings: Settings, name: str, version: str, alias: str = "champion") -> PromotionComparison:
+    """What promoting ``version`` to ``@alias`` would change, and whether the gates pass."""
+    from workbench import gates as gates_module
+
+    _validate_alias(alias)
+    client = _mlflow.client(settings)
+    candidate = get_version(settings, name, resolve_version(settings, name, version))
+    model = _get_registered(client, settings, name)
+    holder = (model.aliases or {}).get(alias)
+    current = get_version(settings, name, str(holder)) if holder is not None else None
+    keys = sorted(set(candidate.metrics) | set(current.metrics if current else {}))
+    metrics = []
+    for key in keys:
+        new, old = candidate.metrics.get(key), current.metrics.get(key) if current else None
+        delta = new - old if new is not None and old is not None else None
+        metrics.append(MetricComparison(key, new, old, delta))
+    params_differ = {}
+    if current is not None:
+        for key in sorted(set(candidate.params) | set(current.params)):
+            if candidate.params.get(key) != current.params.get(key):
+                params_differ[key] = {"candidate": candidate.params.get(key), "current": current.params.get(key)}
+    results = gates_module.evaluate(settings.promotion_gates.get(name, []), candidate, current)
+    return PromotionComparison(
+        model=name,
+        alias=alias,
+        candidate=candidate,
+        current=current,
+        metrics=metrics,
+        params_differ=params_differ,
+        gates=results,
+        gates_passed=all(g.passed for g in results),
+    )
+
+
+def _refresh_deployments(settings: Settings, move: AliasMove) -> None:
+    """Swap deployments that serve the moved alias; their failures never undo the move."""
+    try:
+        from workbench import deploy
+    except ImportError:  # deployments are optional for the registry
+        return
+    try:
+        move.deployments = deploy.refresh_alias(settings, move.model, move.alias)
+    except WorkbenchError as exc:
+        move.deployment_errors.append(exc.to_dict())
+
+
+def promote(
+    settings: Settings,
+    name: str,
+    version: str,
+    alias: str = "champion",
+    *,
+    override_gates: bool = False,
+) -> AliasMove:
+    """Move ``@alias`` to ``version`` after comparing it with the current holder.
+
+    A failed gate refuses the promotion (``Conflict``) unless ``override_gates``;
+    the override is recorded in the audit log. The previous holder is kept for
+    :func:`rollback`. Deployments serving the alias swap to the new version.
+    """
+    target = f"{name}@{alias}"
+    try:
+        _validate_alias(alias)
+        with _alias_lock(settings, name, alias):
+            return _promote_locked(settings, name, version, alias, override_gates, target)
+    except WorkbenchError as exc:
+        if not getattr(exc, "_audited", False):
+            audit.record(settings, "promote", target, outcome="failed", detail={"version": version}, error=exc)
+        raise
+
+
+def _refuse(settings: Settings, action: str, target: str, exc: WorkbenchError, **fields: Any) -> WorkbenchError:
+    audit.record(settings, action, target, outcome="refused", error=exc, **fields)
+    exc._audited = True  # type: ignore[attr-defined]
+    return exc
+
+
+def _promote_locked(
+    settings: Settings, name: str, version: str, alias: str, override_gates: bool, target: str
+) -> AliasMove:
+    comparison = compare_for_promotion(settings, name, version, alias)
+    new = comparison.candidate.version
+    before = comparison.current.version if comparison.current else None
+    if before == new:
+        raise _refuse(
+            settings,
+            "promote",
+            target,
+            Conflict(f"v{new} already holds @{alias} of {name}", "Pick another version, or roll back instead."),
+            before=before,
+            after=before,
+        )
+    failed = [g for g in comparison.gates if not g.passed]
+    if failed and not override_gates:
+        reasons = "; ".join(f"{g.gate} ({g.detail})" for g in failed)
+        raise _refuse(
+            settings,
+            "promote",
+            target,
+            Conflict(f"Promotion of {name} v{new} to @{alias} refused by its gates: {reasons}", _OVERRIDE_HINT),
+            before=before,
+            after=before,
+            detail={"version": new, "gates": comparison.gates},
+        )
+    client = _mlflow.client(settings, for_write=True)
+    with _mlflow.mlflow_errors(settings.registry_uri, f"promoting {target}"):
+        model = client.get_registered_model(name)
+        steps = _read_history(dict(model.tags or {}), alias)
+        _write_history(client, name, alias, [*steps, {"v": before, "by": new}])
+        try:
+            client.set_registered_model_alias(name, alias, new)
+        except Exception:
+            with contextlib.suppress(Exception):  # best effort; rollback drops a step that never took effect
+                _write_history(client, name, alias, steps)
+            raise
+    overridden = [g.gate for g in failed]
+    move = AliasMove(name, alias, before, new, comparison=comparison, overridden_gates=overridden)
+    audit.record(
+        settings,
+        "promote",
+        target,
+        before=before,
+        after=new,
+        detail={"gates": comparison.gates, "overridden_gates": overridden},
+    )
+    _refresh_deployments(settings, move)
+    return move
+
+
+_OVERRIDE_HINT = "Fix what the gates check, or override them explicitly (the override is audited)."
+
+
+def alias_history(settings: Settings, name: str, alias: str = "champion") -> list[dict[str, str | None]]:
+    """The steps rollback would undo, oldest first."""
+    model = _get_registered(_mlflow.client(settings), settings, name)
+    return _read_history(dict(model.tags or {}), alias)
+
+
+def rollback(settings: Settings, name: str, alias: str = "champion") -> AliasMove:
+    """Move ``@alias`` back to its previous holder (repeatable through the whole history)."""
+    target = f"{name}@{alias}"
+    try:
+        _validate_alias(alias)
+        with _alias_lock(settings, name, alias):
+            return _rollback_locked(settings, name, alias, target)
+    except WorkbenchError as exc:
+        if not getattr(exc, "_audited", False):
+            audit.record(settings, "rollback", target, outcome="failed", error=exc)
+        raise
+
+
+def _rollback_locked(settings: Settings, name: str, alias: str, target: str) -> AliasMove:
+    client = _mlflow.client(settings, for_write=True)
+    model = _get_registered(client, settings, name)
+    holder = (model.aliases or {}).get(alias)
+    current = None if holder is None else str(holder)
+    steps = _read_history(dict(model.tags or {}), alias)
+    # drop steps of promotions that were interrupted before the alias moved
+    while steps and steps[-1]["by"] != current and steps[-1]["v"] == current:
+        steps.pop()
+    if not steps:
+        raise _refuse(
+            settings,
+            "rollback",
+            target,
+            Conflict(f"@{alias} of {name} has no earlier holder to roll back to", "Promote a version instead."),
+            before=current,
+            after=current,
+        )
+    if steps[-1]["by"] != current:
+        raise _refuse(
+            settings,
+            "rollback",
+            target,
+            Conflict(
+                f"@{alias} of {name} was moved outside Workbench (it is v{current}, Workbench last set "
+                f"v{steps[-1]['by']})",
+                f"Promote the version you want explicitly: workbench promote {name} VERSION --alias {alias}",
+            ),
+            before=current,
+            after=current,
+        )
+    previous = steps[-1]["v"]
+    with _mlflow.mlflow_errors(settings.registry_uri, f"rolling back {target}"):
+        if previous is None:
+            client.delete_registered_model_alias(name, alias)
+        else:
+            client.set_registered_model_alias(name, alias, previous)
+        _write_history(client, name, alias, steps[:-1])
+    move = AliasMove(name, alias, current, previous)
+    audit.record(settings, "rollback", target, before=current, after=previous)
+    if previous is not None:
+        _refresh_deployments(settings, move)
+    return move

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import uuid
 
@@ -155,7 +156,7 @@ def test_ten_threads_promoting_one_alias(workspace, mlflow_server):
     assert len(entries) == 10 and len(outcomes) == 10
     succeeded = [e for e in entries if e.outcome == "ok"]
     # in order: each successful move starts where the previous one ended
-    for previous, following in zip(succeeded, succeeded[1:], strict=False):
+    for previous, following in itertools.pairwise(succeeded):
         assert following.before == previous.after
     final = aliases(mlflow_server.uri, name)["champion"]
     assert final == succeeded[-1].after

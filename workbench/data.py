@@ -20,16 +20,21 @@ Things to know about DVC that shape this module:
   then fails, which becomes :class:`~workbench.errors.Busy`.
 - Read-only calls write nothing into the working tree. DVC itself keeps its
   state database and index cache under ``core.site_cache_dir`` and, for the
-  locked calls, writes its lock file under ``.dvc/tmp``.
+  locked calls (pipeline, diff, the jobs), its lock files under ``.dvc/tmp``.
 - The in-process API sends no usage analytics (only DVC's command line does).
 
-Push, pull and checkout run as jobs (:mod:`workbench.jobs`). DVC 3 has no
-progress parameter on ``Repo.push/fetch/checkout``; its progress goes through
-``tqdm`` callbacks it creates internally (``dvc_data``'s ``TqdmCallback``
-for file transfers, ``ui.progress(...).as_callback()`` for the other
-phases). :func:`_install_progress_tap` wraps those two callback classes once
-per process so that a callback created inside a job's thread also reports to
+Push, pull and checkout run as jobs (:mod:`workbench.jobs`), one at a time
+per repository. DVC 3 has no progress parameter on
+``Repo.push/fetch/checkout``; its progress goes through ``tqdm`` callbacks
+it creates internally (``dvc_data``'s ``TqdmCallback`` for file transfers,
+``ui.progress(...).as_callback()`` for the other phases).
+:func:`_install_progress_tap` wraps those two callback classes once per
+process so that a callback created inside a job's thread also reports to
 that job; callbacks created anywhere else behave exactly as before.
+Cancelling a job stops it at DVC's next progress update: what a push or pull
+already copied stays (objects are content-addressed, so that is harmless); a
+cancelled checkout leaves some outputs restored and others not (run it
+again).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import logging
 import os
 import posixpath
 import subprocess
@@ -62,13 +68,15 @@ if TYPE_CHECKING:
     from dvc.repo import Repo
     from dvc.stage import Stage
 
+logger = logging.getLogger(__name__)
+
 # Status badges of a tracked output.
 MODIFIED = "modified"  # the workspace differs from the hash recorded in the .dvc file / dvc.lock
 MISSING = "missing"  # recorded, but absent from the workspace
 NOT_COMMITTED = "not committed"  # the recorded hash changed since the last git commit
 NOT_IN_CACHE = "not in cache"  # the recorded version is not in the local cache
 NOT_PUSHED = "not pushed"  # the recorded version is not in the remote (checked on request)
-UNCHANGED = "unchanged"  # workspace, record and git commit agree
+UNCHANGED = "unchanged"  # workspace, record and git commit (if any) agree
 
 NO_GIT_NOTE = "This DVC repository has no git: history, diff and 'not committed' need git."
 _GIT_HINT = "Run `git init` in the repository folder and commit the .dvc files, dvc.yaml and dvc.lock."
@@ -81,15 +89,18 @@ _GIT_HINT = "Run `git init` in the repository folder and commit the .dvc files, 
 class TrackedOutput:
     """One output DVC tracks (from a .dvc file or a dvc.yaml stage) and its state.
 
-    ``path`` is relative to the repository root (POSIX separators); ``source``
-    is the .dvc file or dvc.yaml that records it and ``stage`` the stage name
-    for pipeline outputs. ``hash``, ``size`` and ``nfiles`` are the recorded
-    values (``None`` when never recorded or unknown).
+    ``path`` is relative to the repository root (POSIX separators). ``owner``
+    is what records it: the .dvc file, or ``<dvc.yaml>:<stage>`` for a
+    pipeline output, whose ``stage`` is then the name the pipeline graph uses.
+    ``hash``, ``size`` and ``nfiles`` are the recorded values (``None`` when
+    never recorded or unknown). ``badges`` holds the status constants of this
+    module; DVC reports none for outputs it does not cache (``cache: false``,
+    e.g. metrics files kept in git): git tracks those.
     """
 
     path: str
     kind: str  # "file" or "dir"
-    source: str
+    owner: str
     stage: str | None
     hash: str | None
     size: int | None
@@ -119,7 +130,7 @@ class DataStatus:
     """
 
     root: Path
-    outputs: list[TrackedOutput]
+    entries: list[TrackedOutput]
     remote_checked: bool
     remote: str | None
     git: GitState | None
@@ -143,9 +154,14 @@ class DataRevision:
 
 
 @dataclass
-class DiffEntry:
-    """A changed path; directories end with ``/``. ``old_path`` is set for renames."""
+class DataChange:
+    """A changed path: ``change`` is added, deleted, modified or renamed.
 
+    Directories end with ``/``; a change inside a tracked directory is listed
+    as well as the directory itself. ``old_path`` is set for renames.
+    """
+
+    change: str
     path: str
     old_hash: str | None
     new_hash: str | None
@@ -154,14 +170,15 @@ class DiffEntry:
 
 @dataclass
 class DataDiff:
-    """What changed in tracked data between two revisions (``rev_b`` "workspace" when not given)."""
+    """What changed in tracked data between two revisions (``rev_b`` "workspace" when not given).
+
+    ``not_in_cache`` lists paths of ``rev_a`` whose data is not in the local
+    cache (only reported against the workspace).
+    """
 
     rev_a: str
     rev_b: str
-    added: list[DiffEntry]
-    deleted: list[DiffEntry]
-    modified: list[DiffEntry]
-    renamed: list[DiffEntry]
+    changes: list[DataChange]
     not_in_cache: list[str]
 
 
@@ -232,7 +249,9 @@ def status(settings: Settings, *, remote: bool = False, untracked: bool = False)
     ``remote=True`` also checks which recorded versions are missing from the
     remote (``not pushed``); that asks the remote about every tracked object
     (for a local remote a few milliseconds, for a cloud remote one request
-    per batch of objects), so surfaces should offer it on demand.
+    per batch of objects), so surfaces should offer it on demand. It always
+    asks the remote itself: DVC's cached index of the remote misses pushes
+    made since it was built, even DVC's own.
     ``untracked=True`` lists untracked files as git sees them.
     """
     root = _dvc_root(settings)
@@ -245,37 +264,17 @@ def status(settings: Settings, *, remote: bool = False, untracked: bool = False)
             remote=remote_name,
         )
         badges = _badges(raw)
-        outputs = []
-        for stage in repo.index.stages:
-            for out in stage.outs:
-                if not out.is_in_repo:
-                    continue
-                path = _rel(root, out.fs_path)
-                meta = out.meta
-                out_hash = out.hash_info.value if out.hash_info else None
-                isdir = (
-                    bool(meta.isdir)
-                    if meta and meta.isdir is not None
-                    else bool(out_hash and out_hash.endswith(".dir"))
-                )
-                outputs.append(
-                    TrackedOutput(
-                        path=path,
-                        kind="dir" if isdir else "file",
-                        source=_source(stage),
-                        stage=_stage_name(stage),
-                        hash=out_hash,
-                        size=meta.size if meta else None,
-                        nfiles=meta.nfiles if meta else None,
-                        cached=bool(out.use_cache),
-                        badges=badges.get(path, []),
-                    )
-                )
+        entries = [
+            _tracked_output(root, stage, out, badges)
+            for stage in repo.index.stages
+            for out in stage.outs
+            if out.is_in_repo
+        ]
         git = _git_state(repo, raw.get("git") or {}, root)
-    outputs.sort(key=lambda o: o.path)
+    entries.sort(key=lambda e: e.path)
     return DataStatus(
         root=root,
-        outputs=outputs,
+        entries=entries,
         remote_checked=remote,
         remote=remote_name,
         git=git,
@@ -349,37 +348,40 @@ def diff(settings: Settings, rev_a: str, rev_b: str | None = None) -> DataDiff:
                 _resolve_rev(repo, rev)
         raw = repo.diff(rev_a, rev_b) or {}
 
-    def entries(kind: str) -> list[DiffEntry]:
-        out = []
-        for item in raw.get(kind, []):
-            if kind == "renamed":
-                out.append(
-                    DiffEntry(
-                        path=_posix(item["path"]["new"]),
-                        old_path=_posix(item["path"]["old"]),
-                        old_hash=item.get("hash"),
-                        new_hash=item.get("hash"),
-                    )
-                )
-            elif kind == "modified":
-                out.append(
-                    DiffEntry(path=_posix(item["path"]), old_hash=item["hash"]["old"], new_hash=item["hash"]["new"])
-                )
-            elif kind == "added":
-                out.append(DiffEntry(path=_posix(item["path"]), old_hash=None, new_hash=item.get("hash")))
-            else:
-                out.append(DiffEntry(path=_posix(item["path"]), old_hash=item.get("hash"), new_hash=None))
-        return out
-
+    changes = [DataChange("added", _posix(item["path"]), None, item.get("hash")) for item in raw.get("added", [])]
+    changes += [DataChange("deleted", _posix(item["path"]), item.get("hash"), None) for item in raw.get("deleted", [])]
+    changes += [
+        DataChange("modified", _posix(item["path"]), item["hash"]["old"], item["hash"]["new"])
+        for item in raw.get("modified", [])
+    ]
+    changes += [
+        DataChange(
+            "renamed", _posix(item["path"]["new"]), item.get("hash"), item.get("hash"), _posix(item["path"]["old"])
+        )
+        for item in raw.get("renamed", [])
+    ]
+    changes.sort(key=lambda c: (c.path, c.change))
     return DataDiff(
         rev_a=rev_a,
         rev_b=rev_b or "workspace",
-        added=entries("added"),
-        deleted=entries("deleted"),
-        modified=entries("modified"),
-        renamed=entries("renamed"),
-        not_in_cache=[_posix(item["path"]) for item in raw.get("not in cache", [])],
+        changes=changes,
+        not_in_cache=sorted(_posix(item["path"]) for item in raw.get("not in cache", [])),
     )
+
+
+def has_uncommitted_changes(settings: Settings) -> bool:
+    """True when tracked data in the workspace is not what the current git commit records.
+
+    That is: data changed and not recorded (``dvc add``/``dvc commit``),
+    recorded but not committed to git, or missing from the workspace.
+    Lineage uses it to flag runs whose recorded data hashes do not describe
+    the data they used. Does not take DVC's repository lock.
+    """
+    root = _dvc_root(settings)
+    with _open(root) as repo:
+        raw = repo.data_status()
+    dirty = {MODIFIED, MISSING, NOT_COMMITTED}
+    return any(dirty.intersection(badges) for badges in _badges(raw).values())
 
 
 def pipeline(settings: Settings) -> Pipeline:
@@ -479,7 +481,9 @@ def pull(
 
     Refuses (Conflict, before any job starts, nothing changed on disk) when
     the workspace holds changes to tracked data that were not recorded with
-    ``dvc commit``/``dvc add``, unless ``force=True``.
+    ``dvc commit``/``dvc add``, unless ``force=True``; no remote configured:
+    NotInitialized. The job's result has the fetched count and the paths
+    added, modified and deleted in the workspace.
     """
     root = _dvc_root(settings)
     with _open(root) as repo:
@@ -541,8 +545,8 @@ _tap_installed = False
 class _ProgressSink:
     """Forwards DVC's callbacks to a job's ``progress``.
 
-    Only the job's own thread may be interrupted by :class:`jobs.Cancelled`;
-    calls from DVC's helper threads (async transfers) just update the numbers.
+    Only the job's own thread is interrupted by :class:`jobs.Cancelled`;
+    progress reported from DVC's helper threads (async transfers) never raises.
     """
 
     def __init__(self, progress: jobs.Progress) -> None:
@@ -563,7 +567,7 @@ class _CallbackTap:
     def __init__(self, sink: _ProgressSink, label: str, unit: str | None) -> None:
         self.sink, self.label, self.unit = sink, label, unit
         self.total: int | None = None
-        self.announced = False
+        self.last: tuple[int | None, int | None] | None = None
 
     def update(self, size: int | None, value: int | None) -> None:
         if self.unit == "file":
@@ -571,13 +575,18 @@ class _CallbackTap:
             # the largest size seen is the total of this phase.
             if size:
                 self.total = max(self.total or 0, size)
-            self.sink(value, self.total, self.label)
-        elif self.unit != "B" and not self.announced:
-            self.announced = True
-            self.sink(None, None, self.label)
+            now = (value, self.total)
+        elif self.unit != "B":
+            now = (None, None)  # entries, not files: name the phase only
+        else:
+            return  # bytes of one file
+        if now != self.last:
+            self.last = now
+            self.sink(*now, self.label)
 
 
 def _tap_callback_class(cls: type) -> None:
+    """Wrap ``cls`` (an fsspec ``TqdmCallback``) so instances made in a job's thread report to it."""
     init, call = cls.__init__, cls.call
 
     @functools.wraps(init)
@@ -610,9 +619,14 @@ def _install_progress_tap() -> None:
     with _tap_lock:
         if _tap_installed:
             return
-        from dvc.fs.callbacks import TqdmCallback as DvcCallback
-        from dvc.ui import ui
-        from dvc_data.callbacks import TqdmCallback as DataCallback
+        _tap_installed = True
+        try:
+            from dvc.fs.callbacks import TqdmCallback as DvcCallback
+            from dvc.ui import ui
+            from dvc_data.callbacks import TqdmCallback as DataCallback
+        except ImportError:  # another DVC layout: jobs still report their start and end
+            logger.warning("DVC's progress callbacks were not found; DVC jobs report no per-file progress")
+            return
 
         make_bar = ui.progress
 
@@ -627,7 +641,6 @@ def _install_progress_tap() -> None:
         ui.progress = progress_bar
         for cls in (DvcCallback, DataCallback):
             _tap_callback_class(cls)
-        _tap_installed = True
 
 
 @contextlib.contextmanager
@@ -772,7 +785,14 @@ def _address(stage: Stage) -> str:
 
 
 def _source(stage: Stage) -> str:
+    """The file that defines a stage: its .dvc file or dvc.yaml (root-relative)."""
     return Path(stage.path_in_repo).as_posix()
+
+
+def _owner(stage: Stage) -> str:
+    """What records a stage's outputs: the .dvc file, or ``<dvc.yaml>:<stage>``."""
+    name = _stage_name(stage)
+    return _source(stage) if name is None else f"{_source(stage)}:{name}"
 
 
 def _lockfile(dvcyaml: str) -> str:
@@ -794,6 +814,24 @@ def _find_output(repo: Repo, root: Path, rel: str) -> tuple[Stage, Any]:
                     f"Versions are kept per tracked output: ask for {out_rel}.",
                 )
     raise NotFound(f"{rel} is not tracked by DVC in {root}", "Tracked outputs are listed in the data status.")
+
+
+def _tracked_output(root: Path, stage: Stage, out: Any, badges: dict[str, list[str]]) -> TrackedOutput:
+    path = _rel(root, out.fs_path)
+    meta = out.meta
+    out_hash = out.hash_info.value if out.hash_info else None
+    isdir = bool(meta and meta.isdir) or (out_hash or "").endswith(".dir") or os.path.isdir(out.fs_path)
+    return TrackedOutput(
+        path=path,
+        kind="dir" if isdir else "file",
+        owner=_owner(stage),
+        stage=_stage_name(stage),
+        hash=out_hash,
+        size=meta.size if meta else None,
+        nfiles=meta.nfiles if meta else None,
+        cached=bool(out.use_cache),
+        badges=badges.get(path, []),
+    )
 
 
 def _resolve_targets(repo: Repo, root: Path, targets: Sequence[str] | None) -> list[str] | None:

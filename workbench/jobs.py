@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -91,12 +91,16 @@ class Job:
 
     @property
     def finished(self) -> bool:
+        """True once the job ended: succeeded, failed or cancelled."""
         return self.state in FINISHED_STATES
 
 
 @dataclass
 class JobEvent:
     """One event about a job: ``created``, ``progress`` or ``finished``.
+
+    ``progress`` events also mark the start of the work (state ``running``)
+    and a cancel request (``cancel_requested``) on a running job.
 
     ``job`` is a snapshot taken when the event was emitted; it does not change
     afterwards.
@@ -183,13 +187,14 @@ class JobManager:
         """Ask a job to stop.
 
         A queued job is cancelled at once. A running job is cancelled the next
-        time its work reports progress. A finished job is left as it is.
+        time its work reports progress. A finished job, or one already asked
+        to stop, is left as it is.
         """
         with self._emit_lock:
             with self._lock:
                 entry = self._entry(job_id)
                 job = entry.job
-                if job.finished:
+                if job.finished or entry.cancel.is_set():
                     return dataclasses.replace(job)
                 entry.cancel.set()
                 job.cancel_requested = True
@@ -219,37 +224,15 @@ class JobManager:
 
         return unsubscribe
 
-    async def events(self, job_id: str | None = None, *, max_queue: int = 1000) -> AsyncIterator[JobEvent]:
+    def events(self, job_id: str | None = None, *, max_queue: int = 1000) -> EventStream:
         """Job events for an asyncio consumer (all jobs, or only ``job_id``).
 
-        Events cross from worker threads into the running loop with
-        ``loop.call_soon_threadsafe``. Iterate with ``contextlib.aclosing`` (or
-        break out of ``async for``) so the subscription ends with the consumer.
-        A consumer that falls more than ``max_queue`` events behind loses the
-        oldest ones.
+        Call it from a coroutine; the stream is subscribed from that moment,
+        so a job submitted right after is seen from its ``created`` event.
+        Use ``async with manager.events() as stream: async for event in stream``
+        so the subscription ends with the consumer.
         """
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[JobEvent] = asyncio.Queue()
-
-        def put(event: JobEvent) -> None:
-            if queue.qsize() >= max_queue:
-                queue.get_nowait()
-            queue.put_nowait(event)
-
-        def deliver(event: JobEvent) -> None:
-            if job_id is not None and event.job.id != job_id:
-                return
-            try:
-                loop.call_soon_threadsafe(put, event)
-            except RuntimeError:  # the loop was closed: nobody is listening any more
-                unsubscribe()
-
-        unsubscribe = self.subscribe(deliver)
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            unsubscribe()
+        return EventStream(self, job_id, max_queue)
 
     # -------------------------------------------------------------- internals
 
@@ -359,6 +342,62 @@ class JobManager:
                 callback(message)
             except Exception:
                 logger.exception("job event subscriber %r failed", callback)
+
+
+class EventStream:
+    """An async iterator over job events, fed from worker threads.
+
+    Events cross into the event loop that created the stream with
+    ``loop.call_soon_threadsafe``. A consumer that falls more than
+    ``max_queue`` events behind loses the oldest ones. ``aclose()`` (or
+    leaving ``async with``) unsubscribes and ends the iteration.
+    """
+
+    def __init__(self, manager: JobManager, job_id: str | None, max_queue: int) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[JobEvent | None] = asyncio.Queue()
+        self._job_id = job_id
+        self._max_queue = max_queue
+        self._closed = False
+        self._unsubscribe = manager.subscribe(self._deliver)
+
+    def _deliver(self, event: JobEvent) -> None:
+        """Called in the emitting thread."""
+        if self._job_id is not None and event.job.id != self._job_id:
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._put, event)
+        except RuntimeError:  # the loop is closed: nobody listens any more
+            self._unsubscribe()
+
+    def _put(self, event: JobEvent | None) -> None:
+        if self._queue.qsize() >= self._max_queue:
+            self._queue.get_nowait()
+        self._queue.put_nowait(event)
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> JobEvent:
+        if self._closed:
+            raise StopAsyncIteration
+        event = await self._queue.get()
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+    async def aclose(self) -> None:
+        """Stop receiving events; a consumer waiting in ``async for`` ends its loop."""
+        if not self._closed:
+            self._closed = True
+            self._unsubscribe()
+            self._queue.put_nowait(None)
+
+    async def __aenter__(self) -> EventStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 _manager: JobManager | None = None

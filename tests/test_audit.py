@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import subprocess
 import threading
 
 from workbench import audit
@@ -50,3 +51,11 @@ def test_concurrent_threads_and_processes_never_interleave(tmp_path):
 def test_reading_an_empty_workspace_writes_nothing(tmp_path):
     assert audit.read(load_settings(tmp_path)) == []
     assert not (tmp_path / ".workbench").exists()
+
+
+def test_workbench_state_never_shows_as_a_git_change(make_repo):
+    repo = make_repo()
+    audit.record(load_settings(repo), "dvc.push", str(repo))
+    assert (repo / ".workbench" / "audit.jsonl").is_file()
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=True)
+    assert status.stdout == ""

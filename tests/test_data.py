@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from dvc.repo import Repo
 
-from workbench import data, jobs
+from workbench import audit, data, jobs
 from workbench.config import load_settings
 from workbench.errors import Busy, Conflict, InvalidInput, NotFound, NotInitialized
 
@@ -91,8 +91,8 @@ def badges(status: data.DataStatus) -> dict[str, list[str]]:
 
 
 def workspace_files(root: Path) -> dict[str, bytes]:
-    """Every file of the working tree except git's and DVC's internals."""
-    skip = {".git", ".dvc"}
+    """Every file of the working tree except git's, DVC's and Workbench's own state (the audit log)."""
+    skip = {".git", ".dvc", ".workbench"}
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
         for p in root.rglob("*")
@@ -381,6 +381,11 @@ def test_push_then_pull_into_a_fresh_clone_with_progress(make_repo, tmp_path, ev
     assert (clone / "data" / "table.csv").read_bytes() == csv
     assert workspace_files(clone) == workspace_files(root)
     assert set(map(tuple, badges(data.status(clone_settings)).values())) == {("unchanged",)}
+    # both transfers went through the audit log, with their results
+    (push_entry,) = audit.read(settings, action="dvc.push")
+    assert push_entry.outcome == "ok" and push_entry.after["pushed"] == len(in_remote)
+    (pull_entry,) = audit.read(clone_settings, action="dvc.pull")
+    assert pull_entry.outcome == "ok" and pull_entry.target == str(clone)
 
 
 def test_checkout_refuses_uncommitted_changes_then_force(make_repo, elsewhere):
@@ -402,6 +407,14 @@ def test_checkout_refuses_uncommitted_changes_then_force(make_repo, elsewhere):
     assert "data/table.csv" not in only_images.value.message
     assert workspace_files(root) == before, "a refused checkout must not touch the workspace"
     assert len(jobs.manager().list()) == jobs_before, "refused before any job started"
+
+    refusals = audit.read(settings)
+    assert [(e.action, e.outcome) for e in refusals] == [
+        ("dvc.checkout", "refused"),
+        ("dvc.pull", "refused"),
+        ("dvc.checkout", "refused"),
+    ]
+    assert refusals[0].error["kind"] == "conflict"
 
     done = succeeded(data.checkout(settings, force=True))
     assert done.result["modified"] == ["data/images", "data/table.csv"]

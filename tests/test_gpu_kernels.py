@@ -6,7 +6,6 @@ Kernels are real ipykernels (jupyter_client) and the server is a real
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import getpass
 import json
@@ -117,8 +116,11 @@ async def test_a_kernel_and_its_child_are_named_and_the_kernel_manager_interrupt
         assert second[kernel_pid].notebook_path == second[child_pid].notebook_path == "renamed/train.ipynb"
 
         # interrupt a long cell through the kernel manager (the in-server path)
-        msg_id = client.execute("import time; time.sleep(60)")
-        await asyncio.sleep(0.5)
+        msg_id = client.execute("import time; print('sleeping', flush=True); time.sleep(60)")
+        while True:  # interrupt only once the cell runs
+            msg = await client.get_iopub_msg(timeout=20)
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+                break
         result = await interrupt_kernel_in_server(settings, manager, kernel_id, notebook="analysis/train.ipynb")
         reply = await client.get_shell_msg(timeout=20)
         assert reply["parent_header"]["msg_id"] == msg_id

@@ -252,7 +252,7 @@ def test_fast_search_matches_mlflow(logged, data):
     clauses = [_clause(data.draw, logged.run_ids) for _ in range(data.draw(st.integers(0, 3)))]
     filter_string = data.draw(st.sampled_from([" and ", " AND "])).join(clauses)
     order_by = data.draw(orders())
-    size = data.draw(st.sampled_from([7, 30, 300]))
+    size = data.draw(st.sampled_from([11, 40, 300]))
     view = data.draw(st.sampled_from(["active", "active", "all", "deleted"]))
     names = list(logged.experiments)
     chosen = data.draw(st.sampled_from([names, names[:1], names[1:]]))
@@ -368,7 +368,7 @@ def test_fast_path_reads_without_the_server(logged, free_port_uri):
 
 @pytest.fixture(scope="module")
 def generated_store(tmp_path_factory):
-    path = make_runs_store(StoreSpec(runs=1500, metrics=4, params=3), tmp_path_factory.mktemp("runs-store"))
+    path = make_runs_store(StoreSpec(runs=1000, metrics=4, params=3), tmp_path_factory.mktemp("runs-store"))
     return path
 
 

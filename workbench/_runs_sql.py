@@ -272,7 +272,7 @@ class RunsStore:
         References that match nothing are left out.
         """
         refs = list(dict.fromkeys(refs))
-        numeric = [int(r) for r in refs if r.isdigit()]
+        numeric = [int(r) for r in refs if r.isascii() and r.isdigit() and len(r) <= 18]  # fits a BIGINT
         e = _experiments
         with self._connect() as con:
             rows = con.execute(

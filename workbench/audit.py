@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.config import Settings
+from workbench.config import Settings, ensure_state_dir
 from workbench.errors import WorkbenchError
 from workbench.records import to_dict
 
@@ -97,8 +97,7 @@ def record(
         error=error.to_dict() if isinstance(error, WorkbenchError) else error,
     )
     line = (json.dumps(asdict(entry), sort_keys=True, default=str) + "\n").encode()
-    path = log_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = ensure_state_dir(settings) / LOG_NAME
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

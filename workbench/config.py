@@ -215,8 +215,26 @@ def embedded_store_exists(settings: Settings) -> bool:
     return Path(settings.tracking_uri.removeprefix("sqlite:///")).exists()
 
 
+def ensure_state_dir(settings: Settings, *parts: str) -> Path:
+    """Create (a folder inside) the workspace's ``.workbench`` folder, and return it.
+
+    The folder ignores itself in git (a ``.gitignore`` of ``*``), so Workbench's
+    own state (store, audit log, deployments) never shows as a change.
+    """
+    root = settings.state_dir
+    root.mkdir(parents=True, exist_ok=True)
+    ignore = root / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# Workbench's own state: stores, audit log, deployments\n*\n")
+    folder = root.joinpath(*parts)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def ensure_store_dir(settings: Settings) -> None:
     """Create the folder of a local SQLite store; called only before something is logged."""
+    if settings.uses_embedded_store:
+        ensure_state_dir(settings)
     if settings.tracking_uri.startswith("sqlite:///"):
         Path(settings.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if "://" not in settings.artifact_location:

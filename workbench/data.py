@@ -47,12 +47,12 @@ import os
 import posixpath
 import subprocess
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench import jobs
+from workbench import audit, jobs
 from workbench.config import Settings
 from workbench.errors import (
     BackendUnavailable,
@@ -466,7 +466,7 @@ def push(
         _report_end(progress, pushed, f"Pushed {pushed} files to {remote_name}")
         return {"pushed": pushed, "remote": remote_name, "targets": paths}
 
-    return jobs.manager().submit("dvc.push", str(root), work, actor=actor)
+    return _submit_audited(settings, "dvc.push", root, work, actor)
 
 
 def pull(
@@ -490,7 +490,7 @@ def pull(
         remote_name = _remote_name(repo, remote or settings.dvc_remote)
         paths = _resolve_targets(repo, root, targets)
         if not force:
-            _refuse_uncommitted(repo, root, paths, "pull")
+            _refuse_audited(settings, "dvc.pull", repo, root, paths)
 
     def work(progress: jobs.Progress) -> dict[str, Any]:
         with _job_repo(root, progress) as repo:
@@ -500,7 +500,7 @@ def pull(
         _report_end(progress, fetched, f"Fetched {fetched} files from {remote_name}; {_stats_text(result['stats'])}")
         return {**result, "remote": remote_name, "targets": paths}
 
-    return jobs.manager().submit("dvc.pull", str(root), work, actor=actor)
+    return _submit_audited(settings, "dvc.pull", root, work, actor)
 
 
 def checkout(
@@ -519,7 +519,7 @@ def checkout(
     with _open(root) as repo:
         paths = _resolve_targets(repo, root, targets)
         if not force:
-            _refuse_uncommitted(repo, root, paths, "checkout")
+            _refuse_audited(settings, "dvc.checkout", repo, root, paths)
 
     def work(progress: jobs.Progress) -> dict[str, Any]:
         with _job_repo(root, progress) as repo:
@@ -529,7 +529,7 @@ def checkout(
         _report_end(progress, changed, f"Checked out: {_stats_text(result['stats'])}")
         return {**result, "targets": paths}
 
-    return jobs.manager().submit("dvc.checkout", str(root), work, actor=actor)
+    return _submit_audited(settings, "dvc.checkout", root, work, actor)
 
 
 # ---------------------------------------------------------------- progress tap
@@ -653,6 +653,39 @@ def _job_repo(root: Path, progress: jobs.Progress) -> Iterator[Repo]:
             yield repo
     finally:
         _progress_sink.reset(token)
+
+
+def _submit_audited(
+    settings: Settings, action: str, root: Path, work: Callable[[jobs.Progress], dict[str, Any]], actor: str | None
+) -> jobs.Job:
+    """Run ``work`` as a job whose end (done, failed or cancelled) is written to the audit log."""
+    who = actor or audit.actor()  # read in the caller's thread, where a surface set the identity
+
+    def audited(progress: jobs.Progress) -> dict[str, Any]:
+        try:
+            result = work(progress)
+        except jobs.Cancelled as exc:
+            audit.record(settings, action, str(root), outcome="cancelled", error=exc, who=who)
+            raise
+        except WorkbenchError as exc:
+            audit.record(settings, action, str(root), outcome="failed", error=exc, who=who)
+            raise
+        except Exception:
+            audit.record(settings, action, str(root), outcome="failed", detail={"error": "unexpected"}, who=who)
+            raise
+        audit.record(settings, action, str(root), after=result, who=who)
+        return result
+
+    return jobs.manager().submit(action, str(root), audited, actor=who)
+
+
+def _refuse_audited(settings: Settings, action: str, repo: Repo, root: Path, paths: list[str] | None) -> None:
+    """Refuse to overwrite unrecorded changes; the refusal is audited like the action would be."""
+    try:
+        _refuse_uncommitted(repo, root, paths, action.removeprefix("dvc."))
+    except Conflict as exc:
+        audit.record(settings, action, str(root), outcome="refused", error=exc)
+        raise
 
 
 def _report_end(progress: jobs.Progress, count: int, message: str) -> None:

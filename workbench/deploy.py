@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -483,7 +484,10 @@ class LocalTarget(Target):
                         settings, "deploy", name, before=None, after=record, detail={"version": record.version}
                     )
                     return record
-                if current in (sup.FAILED, sup.STOPPED) or supervisor.poll() is not None:
+                if current == sup.STOPPED:
+                    state["last_error"] = "it was stopped while it started"
+                    break
+                if current == sup.FAILED or supervisor.poll() is not None:
                     break
                 if time.monotonic() > deadline:
                     state["last_error"] = f"not healthy after {timeout:g} s"
@@ -506,12 +510,13 @@ class LocalTarget(Target):
 
     @staticmethod
     def _clean_up_failed_start(files: _Files, supervisor: subprocess.Popen) -> None:
-        state = _read_state(files.state) or {}
+        """Make sure a start that failed (or was given up) leaves no process behind."""
         with contextlib.suppress(OSError, ValueError):
             if supervisor.poll() is None:
                 sup.send_command(str(files.socket), {"cmd": "stop"}, timeout=2)
         with contextlib.suppress(subprocess.TimeoutExpired):
             supervisor.wait(timeout=sup.STOP_GRACE_S + 5)
+        state = _read_state(files.state) or {}
         _kill_leftovers(state)
         if state and state.get("state") in LIVE_STATES:
             state.update(state=sup.FAILED, backend_pid=None, backend_port=None, updated=sup.now_iso())
@@ -526,7 +531,7 @@ class LocalTarget(Target):
                 sup.send_command(str(files.socket), {"cmd": "stop"}, timeout=5)
             except (OSError, ValueError):
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, 15)
+                    os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + sup.STOP_GRACE_S + 20
             while time.monotonic() < deadline and sup.is_same_process(pid, started):
                 time.sleep(0.05)
@@ -551,7 +556,8 @@ class LocalTarget(Target):
             tail = answer.get("log_tail", "")
             raise DeploymentFailed(
                 f"Deployment {record.name!r} could not switch to v{version}: {_key_error(tail) or answer.get('error')}",
-                f"It still serves v{record.version}. Last lines of {files.log}:\n{tail}",
+                (f"It still serves v{record.version}. " if record.state == sup.HEALTHY else "")
+                + f"Last lines of {files.log}:\n{tail}",
                 tail,
             )
         return _record(record.name, answer["state"])

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench import _mlflow, audit
-from workbench.config import Settings, embedded_store_exists
+from workbench.config import Settings, embedded_store_exists, ensure_state_dir
 from workbench.errors import Conflict, InvalidInput, NotFound, WorkbenchError
 from workbench.gates import GateResult
 from workbench.lineage import Lineage, lineage_from_tags
@@ -280,8 +280,7 @@ def _alias_lock(settings: Settings, name: str, alias: str) -> Iterator[None]:
     with _locks_guard:
         lock = _locks.setdefault((name, alias), threading.Lock())
     with lock:
-        folder = settings.state_dir / "locks"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = ensure_state_dir(settings, "locks")
         safe = re.sub(r"[^\w.-]", "_", f"{name}@{alias}")
         with open(folder / f"{safe}.lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)

@@ -306,7 +306,8 @@ def compare_runs(settings: Settings, run_ids: list[str]) -> RunComparison:
     ids = list(dict.fromkeys(run_ids))
     if not 2 <= len(ids) <= MAX_COMPARED_RUNS:
         raise InvalidInput(
-            f"Compare needs 2 to {MAX_COMPARED_RUNS} different runs, got {len(ids)}", "Pick at least two runs."
+            f"Compare needs 2 to {MAX_COMPARED_RUNS} different runs, got {len(ids)}",
+            f"Pick between 2 and {MAX_COMPARED_RUNS} runs.",
         )
     for run_id in ids:
         _require_run_id(run_id)
@@ -446,7 +447,7 @@ def _mlflow_experiment_ids(settings: Settings, refs: list[str]) -> dict[str, str
     resolved = {}
     for ref in refs:
         experiment = None
-        if ref.isdigit():
+        if ref.isascii() and ref.isdigit():
             with mlflow_errors(settings.tracking_uri, f"experiment {ref}"):
                 try:
                     experiment = mlflow_client.get_experiment(ref)

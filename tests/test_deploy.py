@@ -297,6 +297,7 @@ def test_logs_show_the_model_server_and_the_supervisor(main, ws, settings):
     text = deploy.logs(settings, "main", lines=200)
     assert "Uvicorn running on http://127.0.0.1:" in text
     assert "traffic now goes to v1" in text
+    assert "POST /invocations" not in text  # no access log lines: the log does not grow per request
     assert len(deploy.logs(settings, "main", lines=3).splitlines()) == 3
 
 

@@ -252,7 +252,7 @@ def test_fast_search_matches_mlflow(logged, data):
     clauses = [_clause(data.draw, logged.run_ids) for _ in range(data.draw(st.integers(0, 3)))]
     filter_string = data.draw(st.sampled_from([" and ", " AND "])).join(clauses)
     order_by = data.draw(orders())
-    size = data.draw(st.sampled_from([11, 40, 300]))
+    size = data.draw(st.sampled_from([25, 300]))
     view = data.draw(st.sampled_from(["active", "active", "all", "deleted"]))
     names = list(logged.experiments)
     chosen = data.draw(st.sampled_from([names, names[:1], names[1:]]))
@@ -330,10 +330,10 @@ EDGE_CASES = [
 @pytest.mark.parametrize(("filter_string", "order_by"), EDGE_CASES)
 def test_edge_cases_match_mlflow_on_both_paths(logged, filter_string, order_by):
     ids = list(logged.experiments.values())
-    expected = walk_mlflow(logged.client, ids, filter_string, order_by, 40, "active")
+    expected = walk_mlflow(logged.client, ids, filter_string, order_by, 120, "active")
     assert any(page_ids for page_ids, _ in expected), "the data should make this case match some runs"
-    assert walk_workbench(logged.settings, ids, filter_string, order_by, 40, "active") == expected
-    assert walk_workbench(logged.mlflow_only, ids, filter_string, order_by, 40, "active") == expected
+    assert walk_workbench(logged.settings, ids, filter_string, order_by, 120, "active") == expected
+    assert walk_workbench(logged.mlflow_only, ids, filter_string, order_by, 120, "active") == expected
 
 
 def test_page_tokens_interoperate(logged):

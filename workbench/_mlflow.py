@@ -75,10 +75,24 @@ def client(settings: Settings, *, for_write: bool = False):
         check_reachable(settings.registry_uri)
     if for_write:
         ensure_store_dir(settings)
+        if not embedded_store_exists(settings):
+            _create_embedded_store(settings)
     elif not embedded_store_exists(settings):
         raise NotFound("Nothing has been logged in this workspace yet", "Log a run (or run `workbench demo`).")
     with mlflow_errors(settings.tracking_uri):
         return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+
+
+def _create_embedded_store(settings: Settings) -> None:
+    """Create a SQLite store whose default artifact root is the workspace's artifacts folder.
+
+    Left to MLflow, the store would put artifacts under ``./mlruns`` of whatever
+    folder the process happens to run in.
+    """
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    with mlflow_errors(settings.tracking_uri, "creating the store"):
+        SqlAlchemyStore(settings.tracking_uri, settings.artifact_location)
 
 
 @contextmanager

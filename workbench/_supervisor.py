@@ -294,6 +294,8 @@ class Supervisor:
             # lets anyone find the processes of a deployment (tests sweep for leftovers with it)
             WORKBENCH_DEPLOYMENT=self.spec.name,
             WORKBENCH_DEPLOYMENT_STATE=str(self.state_path),
+            # one log line per request would grow the log without bound (uvicorn reads UVICORN_* options)
+            UVICORN_ACCESS_LOG="false",
             # `mlflow models serve` runs `uvicorn` from PATH: use this environment's.
             PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
         )

@@ -296,6 +296,8 @@ def build(target: str | os.PathLike[str], say: Callable[[str], None] = print, *,
     mlflow.set_registry_uri(settings.registry_uri)
     try:
         with _mlflow.mlflow_errors(settings.tracking_uri, "demo"):
+            # artifacts stay inside the workspace, wherever the process runs
+            mlflow.create_experiment(EXPERIMENT, artifact_location=str(Path(settings.artifact_location) / EXPERIMENT))
             mlflow.set_experiment(EXPERIMENT)
             say(f"MLflow runs in {settings.tracking_uri}")
             runs_v1 = _log_runs(settings, 1, _wine_frame(1), say)

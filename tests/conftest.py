@@ -25,6 +25,24 @@ for _var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "WORKBENCH_WORKSPACE"
     os.environ.pop(_var, None)
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
+WORKBENCH = str(Path(sys.executable).with_name("workbench"))
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture(scope="session")
+def demo_workspace(tmp_path_factory):
+    """The demo workspace, built once per session by the real `workbench demo` command.
+
+    Tests that change it (promote, push...) put it back as it was.
+    """
+    folder = tmp_path_factory.mktemp("demo") / "ws"
+    done = subprocess.run(
+        [WORKBENCH, "demo", "--no-launch", "--dir", str(folder)], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Demo workspace ready" in done.stdout
+    return folder
 
 
 @pytest.fixture(scope="session")

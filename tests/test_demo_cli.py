@@ -12,7 +12,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-WORKBENCH = str(Path(sys.executable).with_name("workbench"))
+from tests.conftest import WORKBENCH
 
 
 def wb(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -26,12 +26,8 @@ def wb_json(*args: str):
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demo") / "ws"
-    done = wb("demo", "--no-launch", "--dir", str(folder))
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "Demo workspace ready" in done.stdout
-    return folder
+def demo(demo_workspace):
+    return demo_workspace
 
 
 def git(folder: Path, *args: str) -> str:
@@ -152,16 +148,17 @@ def test_promote_rollback_and_audit_from_the_command_line(demo):
     )
     assert asked.returncode == 1 and "cancelled" in asked.stderr
     assert "accuracy" in asked.stdout and "now: v2" in asked.stdout  # the comparison was shown first
-    assert MlflowClient(tracking_uri).get_model_version_by_alias("wine-classifier", "champion").version == "2"
+    assert str(MlflowClient(tracking_uri).get_model_version_by_alias("wine-classifier", "champion").version) == "2"
 
     done = wb("promote", "wine-classifier", "1", "--yes", "--workspace", str(demo))
-    assert done.returncode == 0, done.stderr
-    assert "v2 -> v1" in done.stdout
-    assert MlflowClient(tracking_uri).get_model_version_by_alias("wine-classifier", "champion").version == "1"
-
-    back = wb("rollback", "wine-classifier", "--workspace", str(demo))
+    try:
+        assert done.returncode == 0, done.stderr
+        assert "v2 -> v1" in done.stdout
+        assert str(MlflowClient(tracking_uri).get_model_version_by_alias("wine-classifier", "champion").version) == "1"
+    finally:
+        back = wb("rollback", "wine-classifier", "--workspace", str(demo))
     assert back.returncode == 0 and "v1 -> v2" in back.stdout
-    assert MlflowClient(tracking_uri).get_model_version_by_alias("wine-classifier", "champion").version == "2"
+    assert str(MlflowClient(tracking_uri).get_model_version_by_alias("wine-classifier", "champion").version) == "2"
 
     entries = wb_json("audit", "--workspace", str(demo))
     assert [(e["action"], e["before"], e["after"]) for e in entries[-2:]] == [

@@ -298,7 +298,7 @@ def test_logs_show_the_model_server_and_the_supervisor(main, ws, settings):
     assert "Uvicorn running on http://127.0.0.1:" in text
     assert "traffic now goes to v1" in text
     assert "POST /invocations" not in text  # no access log lines: the log does not grow per request
-    assert len(deploy.logs(settings, "main", lines=3).splitlines()) == 3
+    assert len(deploy.logs(settings, "main", lines=3).split("\n")) == 3
 
 
 def test_a_killed_model_server_is_detected_and_restarted(main, ws, settings):

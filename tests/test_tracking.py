@@ -345,7 +345,7 @@ def test_embedded_store_uses_the_fast_path(tmp_path):
     settings = load_settings(tmp_path)
     ensure_store_dir(settings)
     client = MlflowClient(settings.tracking_uri)
-    experiment_id = client.create_experiment("local")
+    experiment_id = client.create_experiment("local", artifact_location=settings.artifact_location)
     for i, acc in enumerate([0.5, math.nan, 0.9]):
         run_id = client.create_run(experiment_id, start_time=T0 + i, run_name=f"r{i}").info.run_id
         client.log_batch(run_id, metrics=[Metric("acc", acc, T0, 0)], params=[Param("i", str(i))])

@@ -178,7 +178,7 @@ def _log_runs(settings, version: int, frame, say: Callable[[str], None]) -> list
     import mlflow
     from mlflow.entities import Metric
     from sklearn.ensemble import GradientBoostingClassifier
-    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.metrics import accuracy_score, classification_report, f1_score
     from sklearn.model_selection import train_test_split
 
     x, y = frame.drop(columns="target"), frame["target"]
@@ -214,6 +214,7 @@ def _log_runs(settings, version: int, frame, say: Callable[[str], None]) -> list
                 }
             )
             mlflow.log_metrics({"accuracy": accuracy, "f1": f1_score(y_test, predicted, average="macro")})
+            mlflow.log_dict(classification_report(y_test, predicted, output_dict=True), "classification_report.json")
             mlflow.set_tags(tags)
             # float columns in the example: a served model then accepts any number
             results.append((run.info.run_id, accuracy, model, x_test.head(3).astype("float64")))

@@ -106,7 +106,7 @@ def render_text(sample: GpuSample) -> str:
     headers += ["sm/mem clock", "pcie rx/tx", "mig"]
     lines += ["", _table(rows, ["host", *headers] if fleet else headers)]
     for key, error in sample.errors.items():
-        lines.append(f"  {key}: {error}")
+        lines.append(f"  error on {key}: {error}")
     lines += ["", "Processes"]
     if not sample.processes:
         lines.append("  none")

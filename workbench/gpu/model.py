@@ -12,7 +12,8 @@ Conventions, the same for every source:
   reason than "not supported"; the rest of that GPU and the other GPUs are
   still read) or ``"lost"`` (the GPU fell off the bus or disappeared from the
   device list). ``GpuSample.errors`` repeats each GPU's error under its key
-  (:func:`gpu_key`).
+  (:func:`gpu_key`: the index, ``host/index`` in the fleet view, where a node
+  without readings also appears under its name with the reason).
 - A sample with ``available=False`` has a ``reason`` a person can read (no
   driver, no permission, Prometheus not answering...) and no GPUs.
 - ``simulated=True`` marks made-up readings; every surface must say

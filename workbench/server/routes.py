@@ -71,16 +71,20 @@ def _gpu_history(settings: Settings, server: Any, seconds: float | None) -> Any:
     return server.gpu_sampler(settings).history(seconds)
 
 
-async def _kernel_interrupt(settings: Settings, server: Any, kernel_id: str) -> Any:
-    from workbench.gpu import kernels
+async def _kernel_action(action: str, settings: Settings, server: Any, kernel_id: str) -> Any:
+    from workbench.gpu import kernels, processes
 
-    return await kernels.interrupt_kernel_in_server(settings, server.kernel_manager, kernel_id, server.sessions())
+    notebook = processes.sessions_by_kernel(server.sessions()).get(kernel_id)
+    act = kernels.interrupt_kernel_in_server if action == "interrupt" else kernels.shutdown_kernel_in_server
+    return await act(settings, server.kernel_manager, kernel_id, notebook=notebook)
+
+
+async def _kernel_interrupt(settings: Settings, server: Any, kernel_id: str) -> Any:
+    return await _kernel_action("interrupt", settings, server, kernel_id)
 
 
 async def _kernel_shutdown(settings: Settings, server: Any, kernel_id: str) -> Any:
-    from workbench.gpu import kernels
-
-    return await kernels.shutdown_kernel_in_server(settings, server.kernel_manager, kernel_id, server.sessions())
+    return await _kernel_action("shutdown", settings, server, kernel_id)
 
 
 def _runs(settings: Settings, experiment: list[str] | None, **kwargs: Any) -> Any:

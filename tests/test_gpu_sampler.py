@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 
@@ -151,10 +152,11 @@ async def test_streams_share_the_sampler_and_a_client_can_go_slower_never_faster
 
     async def take(n: int, min_interval: float | None) -> list[GpuSample]:
         got = []
-        async for sample in sampler.stream(min_interval=min_interval):
-            got.append(sample)
-            if len(got) == n:
-                break
+        async with contextlib.aclosing(sampler.stream(min_interval=min_interval)) as stream:
+            async for sample in stream:
+                got.append(sample)
+                if len(got) == n:
+                    break
         return got
 
     fast, slow, *others = await asyncio.wait_for(

@@ -51,7 +51,11 @@ def workspace_status(settings: Settings) -> WorkspaceStatus:
         status.errors["data"] = exc.to_dict()
     try:
         status.experiments = [
-            ExperimentCount(e.experiment_id, e.name, tracking.count_runs(settings, [e.experiment_id]))
+            ExperimentCount(
+                e.experiment_id,
+                e.name,
+                e.run_count if e.run_count is not None else tracking.count_runs(settings, [e.experiment_id]),
+            )
             for e in tracking.list_experiments(settings)
         ]
     except WorkbenchError as exc:

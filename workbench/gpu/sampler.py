@@ -187,6 +187,7 @@ class Sampler:
         """Yield samples as they come, at most one per ``min_interval`` seconds (never faster than the sampler).
 
         A slow consumer skips samples rather than queueing them: it always gets the newest.
+        Wrap it in ``contextlib.aclosing`` to unsubscribe as soon as the consumer stops.
         """
         period = max(min_interval or 0.0, self.interval)
         loop = asyncio.get_running_loop()

@@ -417,5 +417,12 @@ def demo(directory: str, no_launch: bool, replace: bool) -> None:
         click.echo("\n(The standalone dashboard is not part of this release yet; the commands above show everything.)")
 
 
+# --------------------------------------------------------------------------- GPUs
+
+from workbench.gpu.cli import gpu  # noqa: E402 - attached after the core commands
+
+main.add_command(gpu)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -281,10 +281,11 @@ class GpuStreamHandler(StreamHandler):
         self._task = asyncio.ensure_future(self._pump(sampler, interval))
 
     async def _pump(self, sampler: Any, interval: float) -> None:
-        async for sample in sampler.stream(min_interval=interval):
-            if self.ws_connection is None:
-                return
-            self.send(sample)
+        async with contextlib.aclosing(sampler.stream(min_interval=interval)) as samples:
+            async for sample in samples:
+                if self.ws_connection is None:
+                    return
+                self.send(sample)
 
     def on_close(self) -> None:
         task = getattr(self, "_task", None)

@@ -7,84 +7,23 @@ and exit with status 1 (2 for bad usage, as click does).
 
 from __future__ import annotations
 
-import datetime as _dt
-import functools
-import json
-import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import click
 
 from workbench import __version__
-from workbench.config import Settings, load_settings
-from workbench.errors import InvalidInput, WorkbenchError
-from workbench.records import to_dict
-
-
-def _workspace_option(fn: Callable) -> Callable:
-    return click.option(
-        "--workspace",
-        "-w",
-        type=click.Path(file_okay=False),
-        default=None,
-        help="The workspace (a folder inside a git + DVC repository). Default: the current folder.",
-    )(fn)
-
-
-def _json_option(fn: Callable) -> Callable:
-    return click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")(fn)
-
-
-def _handles_errors(fn: Callable) -> Callable:
-    """Turn a WorkbenchError into a readable message (or JSON) and exit 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except WorkbenchError as exc:
-            if kwargs.get("as_json"):
-                click.echo(json.dumps(exc.to_dict(), indent=2))
-            else:
-                click.secho(f"Error: {exc.message}", fg="red", err=True)
-                if exc.hint:
-                    click.echo(f"Hint: {exc.hint}", err=True)
-            sys.exit(1)
-
-    return wrapper
-
-
-def _settings(workspace: str | None, **overrides: Any) -> Settings:
-    return load_settings(workspace, **overrides)
-
-
-def _print_json(records: Any) -> None:
-    click.echo(json.dumps(to_dict(records), indent=2))
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _ms(timestamp: int | None) -> str:
-    if not timestamp:
-        return "-"
-    return _dt.datetime.fromtimestamp(timestamp / 1000).strftime("%Y-%m-%d %H:%M")
-
-
-def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> str:
-    """A plain text table with columns padded to their widest cell."""
-    cells = [[_fmt(c) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    return "\n".join(lines)
+from workbench.cli_common import (
+    fmt,
+    handles_errors,
+    json_option,
+    ms,
+    print_json,
+    settings_for,
+    table,
+    workspace_option,
+)
+from workbench.errors import InvalidInput
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,16 +36,16 @@ def main() -> None:
 
 
 @main.command()
-@_workspace_option
-@_json_option
-@_handles_errors
+@workspace_option
+@json_option
+@handles_errors
 def status(workspace: str | None, as_json: bool) -> None:
     """Data status, experiments and run counts, models and aliases."""
     from workbench.overview import workspace_status
 
-    result = workspace_status(_settings(workspace))
+    result = workspace_status(settings_for(workspace))
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     click.secho(f"Workspace  {result.workspace}", bold=True)
     click.echo(f"git: {'yes' if result.git else 'no'}   dvc: {'yes' if result.dvc else 'no'}")
@@ -160,7 +99,7 @@ def _models_table(models: Iterable[Any]) -> str:
             m.name,
             m.latest_version,
             ", ".join(f"@{a} -> v{v}" for a, v in sorted(m.aliases.items())) or "-",
-            _ms(m.updated),
+            ms(m.updated),
         )
         for m in models
     )
@@ -176,9 +115,9 @@ def _models_table(models: Iterable[Any]) -> str:
 @click.option("--order-by", "-o", multiple=True, help='Sort key, e.g. "metrics.accuracy DESC" (repeatable).')
 @click.option("--max", "max_results", default=50, show_default=True, type=int, help="Runs per page.")
 @click.option("--page-token", default=None, help="Continue from a previous page.")
-@_workspace_option
-@_json_option
-@_handles_errors
+@workspace_option
+@json_option
+@handles_errors
 def runs(
     experiment: tuple[str, ...],
     filter_string: str,
@@ -192,7 +131,7 @@ def runs(
     from workbench import tracking
 
     page = tracking.search_runs(
-        _settings(workspace),
+        settings_for(workspace),
         experiments=list(experiment) or None,
         filter_string=filter_string,
         order_by=list(order_by) or None,
@@ -200,14 +139,14 @@ def runs(
         page_token=page_token,
     )
     if as_json:
-        _print_json(page)
+        print_json(page)
         return
     if not page.runs:
         click.echo("No runs match.")
         return
     metric_keys = sorted({k for r in page.runs for k in r.metrics})[:6]
     rows = (
-        (r.run_id[:8], r.run_name, r.status, _ms(r.start_time), *(r.metrics.get(k) for k in metric_keys))
+        (r.run_id[:8], r.run_name, r.status, ms(r.start_time), *(r.metrics.get(k) for k in metric_keys))
         for r in page.runs
     )
     click.echo(table(rows, ["run", "name", "status", "started", *metric_keys]))
@@ -220,18 +159,18 @@ def runs(
 
 @main.command()
 @click.argument("name", required=False)
-@_workspace_option
-@_json_option
-@_handles_errors
+@workspace_option
+@json_option
+@handles_errors
 def models(name: str | None, workspace: str | None, as_json: bool) -> None:
     """Registered models and aliases; with NAME, that model's versions."""
     from workbench import registry
 
-    settings = _settings(workspace)
+    settings = settings_for(workspace)
     if name is None:
         result = registry.list_models(settings)
         if as_json:
-            _print_json(result)
+            print_json(result)
         elif not result:
             click.echo("No registered models yet.")
         else:
@@ -239,11 +178,11 @@ def models(name: str | None, workspace: str | None, as_json: bool) -> None:
         return
     detail = registry.get_model(settings, name)
     if as_json:
-        _print_json(detail)
+        print_json(detail)
         return
     click.secho(detail.model.name, bold=True)
     rows = (
-        (f"v{v.version}", " ".join(f"@{a}" for a in v.aliases) or "-", v.status, (v.run_id or "-")[:8], _ms(v.created))
+        (f"v{v.version}", " ".join(f"@{a}" for a in v.aliases) or "-", v.status, (v.run_id or "-")[:8], ms(v.created))
         for v in detail.versions
     )
     click.echo(table(rows, ["version", "aliases", "status", "run", "created"]))
@@ -278,16 +217,16 @@ def _echo_comparison(comparison: Any) -> None:
 @click.option("--alias", "-a", default="champion", show_default=True, help="The alias to move.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--override-gates", is_flag=True, help="Promote even if gates fail (recorded in the audit log).")
-@_workspace_option
-@_json_option
-@_handles_errors
+@workspace_option
+@json_option
+@handles_errors
 def promote(
     model: str, version: str, alias: str, yes: bool, override_gates: bool, workspace: str | None, as_json: bool
 ) -> None:
     """Move MODEL's alias to VERSION, after a comparison with the current holder."""
     from workbench import registry
 
-    settings = _settings(workspace)
+    settings = settings_for(workspace)
     comparison = registry.compare_for_promotion(settings, model, version, alias)
     if not as_json:
         _echo_comparison(comparison)
@@ -295,7 +234,7 @@ def promote(
         raise InvalidInput("Promotion cancelled: nothing changed", "Pass --yes to promote without the question.")
     move = registry.promote(settings, model, version, alias, override_gates=override_gates)
     if as_json:
-        _print_json(move)
+        print_json(move)
         return
     click.secho(f"@{alias} of {model}: v{move.before or '-'} -> v{move.after}", fg="green")
     if move.overridden_gates:
@@ -309,16 +248,16 @@ def promote(
 @main.command()
 @click.argument("model")
 @click.option("--alias", "-a", default="champion", show_default=True, help="The alias to move back.")
-@_workspace_option
-@_json_option
-@_handles_errors
+@workspace_option
+@json_option
+@handles_errors
 def rollback(model: str, alias: str, workspace: str | None, as_json: bool) -> None:
     """Move MODEL's alias back to its previous holder."""
     from workbench import registry
 
-    move = registry.rollback(_settings(workspace), model, alias)
+    move = registry.rollback(settings_for(workspace), model, alias)
     if as_json:
-        _print_json(move)
+        print_json(move)
         return
     after = f"v{move.after}" if move.after else "nobody (alias removed)"
     click.secho(f"@{alias} of {model}: v{move.before} -> {after}", fg="green")
@@ -327,22 +266,22 @@ def rollback(model: str, alias: str, workspace: str | None, as_json: bool) -> No
 @main.command("audit")
 @click.option("--limit", "-n", default=50, show_default=True, type=int, help="The last N entries.")
 @click.option("--action", default=None, help="Only this action (promote, rollback, deploy, ...).")
-@_workspace_option
-@_json_option
-@_handles_errors
+@workspace_option
+@json_option
+@handles_errors
 def audit_log(limit: int, action: str | None, workspace: str | None, as_json: bool) -> None:
     """The audit log of every state-changing action."""
     from workbench import audit
 
-    entries = audit.read(_settings(workspace), limit=limit, action=action)
+    entries = audit.read(settings_for(workspace), limit=limit, action=action)
     if as_json:
-        _print_json(entries)
+        print_json(entries)
         return
     if not entries:
         click.echo("The audit log is empty.")
         return
     rows = (
-        (e.time[:19].replace("T", " "), e.actor, e.action, e.target, e.outcome, _fmt(e.before), _fmt(e.after))
+        (e.time[:19].replace("T", " "), e.actor, e.action, e.target, e.outcome, fmt(e.before), fmt(e.after))
         for e in entries
     )
     click.echo(table(rows, ["time (UTC)", "who", "action", "target", "outcome", "before", "after"]))
@@ -357,16 +296,16 @@ def data() -> None:
 
 
 @data.command("status")
-@_workspace_option
-@_json_option
-@_handles_errors
+@workspace_option
+@json_option
+@handles_errors
 def data_status(workspace: str | None, as_json: bool) -> None:
     """Tracked data with its status."""
     from workbench import data as data_service
 
-    result = data_service.status(_settings(workspace))
+    result = data_service.status(settings_for(workspace))
     if as_json:
-        _print_json(result)
+        print_json(result)
     else:
         _echo_data_status(result)
 
@@ -374,16 +313,16 @@ def data_status(workspace: str | None, as_json: bool) -> None:
 @data.command("diff")
 @click.argument("rev_a")
 @click.argument("rev_b", required=False)
-@_workspace_option
-@_json_option
-@_handles_errors
+@workspace_option
+@json_option
+@handles_errors
 def data_diff(rev_a: str, rev_b: str | None, workspace: str | None, as_json: bool) -> None:
     """What changed in tracked data between REV_A and REV_B (default: the workspace)."""
     from workbench import data as data_service
 
-    result = data_service.diff(_settings(workspace), rev_a, rev_b)
+    result = data_service.diff(settings_for(workspace), rev_a, rev_b)
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     rows = [(c.change, c.path, (c.old_hash or "-")[:10], (c.new_hash or "-")[:10]) for c in result.changes]
     if not rows:
@@ -399,7 +338,7 @@ def data_diff(rev_a: str, rev_b: str | None, workspace: str | None, as_json: boo
 @click.option("--dir", "directory", default="demo", show_default=True, type=click.Path(file_okay=False))
 @click.option("--no-launch", is_flag=True, help="Only build the workspace; do not open the dashboard.")
 @click.option("--replace", is_flag=True, help="Rebuild the folder if it holds an earlier demo workspace.")
-@_handles_errors
+@handles_errors
 def demo(directory: str, no_launch: bool, replace: bool) -> None:
     """Build a demo workspace (git + DVC + MLflow) from nothing."""
     from workbench import demo as demo_service

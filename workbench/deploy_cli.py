@@ -12,7 +12,12 @@ from pathlib import Path
 
 import click
 
-from workbench.cli import _handles_errors, _json_option, _print_json, _settings, _workspace_option, table
+from workbench.cli_common import handles_errors as _handles_errors
+from workbench.cli_common import json_option as _json_option
+from workbench.cli_common import print_json as _print_json
+from workbench.cli_common import settings_for as _settings
+from workbench.cli_common import table
+from workbench.cli_common import workspace_option as _workspace_option
 from workbench.errors import InvalidInput
 
 

@@ -13,11 +13,11 @@ import queue
 import signal
 import sys
 import time
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import click
 
+from workbench.cli_common import fail, table, workspace_option
 from workbench.config import Settings, load_settings
 from workbench.errors import WorkbenchError
 from workbench.gpu.model import GpuSample, fmt
@@ -42,27 +42,6 @@ _source_option = click.option(
     default=None,
     help="Where readings come from (default: the gpu_source setting, auto = NVML if present, else none).",
 )
-_workspace_option = click.option(
-    "--workspace", "-w", type=click.Path(file_okay=False), default=None, help="The workspace whose settings apply."
-)
-
-
-def _fail(exc: WorkbenchError, as_json: bool) -> NoReturn:
-    if as_json:
-        click.echo(json.dumps(exc.to_dict(), indent=2))
-    else:
-        click.secho(f"Error: {exc.message}", fg="red", err=True)
-        if exc.hint:
-            click.echo(f"Hint: {exc.hint}", err=True)
-    sys.exit(1)
-
-
-def _table(rows: Iterable[Sequence[str]], headers: Sequence[str]) -> str:
-    cells = [list(r) for r in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    return "\n".join(lines)
 
 
 def _pair(a: object, b: object, unit: str = "") -> str:
@@ -104,7 +83,7 @@ def render_text(sample: GpuSample) -> str:
         rows.append([g.host, *row] if fleet else row)
     headers = ["gpu", "name", "state", "util", "mem util", "memory used/total", "temp", "power/limit"]
     headers += ["sm/mem clock", "pcie rx/tx", "mig"]
-    lines += ["", _table(rows, ["host", *headers] if fleet else headers)]
+    lines += ["", table(rows, ["host", *headers] if fleet else headers)]
     for key, error in sample.errors.items():
         lines.append(f"  error on {key}: {error}")
     lines += ["", "Processes"]
@@ -126,7 +105,7 @@ def render_text(sample: GpuSample) -> str:
             for p in sample.processes
         ]
         proc_headers = ["gpu", "pid", "user", "memory", "sm", "kernel", "notebook", "command"]
-        lines.append(_table(proc_rows, ["host", *proc_headers] if fleet else proc_headers))
+        lines.append(table(proc_rows, ["host", *proc_headers] if fleet else proc_headers))
     return "\n".join(lines)
 
 
@@ -139,7 +118,7 @@ def _settings(workspace: str | None, source: str | None) -> Settings:
 @click.option("--watch", is_flag=True, help="Keep showing new samples until Ctrl-C.")
 @click.option("--count", type=click.IntRange(min=1), default=None, help="With --watch: stop after this many samples.")
 @_source_option
-@_workspace_option
+@workspace_option
 @click.pass_context
 def gpu(
     ctx: click.Context, as_json: bool, watch: bool, count: int | None, source: str | None, workspace: str | None
@@ -152,14 +131,14 @@ def gpu(
     try:
         sampler = get_sampler(_settings(workspace, source))
     except WorkbenchError as exc:
-        _fail(exc, as_json)
+        fail(exc, as_json)
     try:
         if watch:
             _watch(sampler, as_json, count)
             return
         sample = sampler.latest(wait=FIRST_SAMPLE_TIMEOUT)
         if sample is None:
-            _fail(WorkbenchError("No GPU sample came in time", "Try again; check the source's settings."), as_json)
+            fail(WorkbenchError("No GPU sample came in time", "Try again; check the source's settings."), as_json)
         click.echo(json.dumps(to_dict(sample), indent=2) if as_json else render_text(sample))
     finally:
         close_samplers()
@@ -189,7 +168,7 @@ def _watch(sampler: Sampler, as_json: bool, count: int | None) -> None:
 @click.option("--address", "-a", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0: all).")
 @click.option("--node-name", default=None, help="The Hostname label (default: this machine's host name).")
 @_source_option
-@_workspace_option
+@workspace_option
 def export(port: int, address: str, node_name: str | None, source: str | None, workspace: str | None) -> None:
     """Serve the GPU readings at /metrics in Prometheus format (DCGM exporter names)."""
     from workbench.gpu.exporter import MetricsServer
@@ -199,9 +178,9 @@ def export(port: int, address: str, node_name: str | None, source: str | None, w
         sampler = get_sampler(_settings(workspace, source), host=node_name)
         server = MetricsServer(sampler, address, port)
     except WorkbenchError as exc:
-        _fail(exc, False)
+        fail(exc, False)
     except OSError as exc:
-        _fail(WorkbenchError(f"Cannot listen on {address}:{port}: {exc.strerror}", "Pick another --port."), False)
+        fail(WorkbenchError(f"Cannot listen on {address}:{port}: {exc.strerror}", "Pick another --port."), False)
     sampler.start()
     if address not in ("127.0.0.1", "localhost", "::1"):
         click.secho(f"Warning: {address} exposes GPU process users and commands to the network.", fg="yellow", err=True)

@@ -262,6 +262,12 @@ class StreamHandler(WebSocketMixin, tornado.websocket.WebSocketHandler, JupyterH
             raise tornado.web.HTTPError(403)
         await super().get(*args, **kwargs)
 
+    def on_close(self) -> None:
+        """Stop the stream's pump when the client goes away."""
+        task = getattr(self, "_task", None)
+        if task is not None:
+            task.cancel()
+
     def send(self, payload: Any) -> None:
         with contextlib.suppress(tornado.websocket.WebSocketClosedError):
             self.write_message(json.dumps(to_dict(payload)))
@@ -287,11 +293,6 @@ class GpuStreamHandler(StreamHandler):
                     return
                 self.send(sample)
 
-    def on_close(self) -> None:
-        task = getattr(self, "_task", None)
-        if task is not None:
-            task.cancel()
-
 
 class JobsStreamHandler(StreamHandler):
     """Progress events of long actions."""
@@ -305,11 +306,6 @@ class JobsStreamHandler(StreamHandler):
                 if self.ws_connection is None:
                     return
                 self.send(event)
-
-    def on_close(self) -> None:
-        task = getattr(self, "_task", None)
-        if task is not None:
-            task.cancel()
 
 
 class NotFoundHandler(WorkbenchHandler):

@@ -57,9 +57,11 @@ PAYLOAD = {"dataframe_split": {"columns": COLUMNS, "data": ROWS[:2]}}
 
 @pytest.fixture(scope="module")
 def models(mlflow_server):
-    """A model with v1 and v2 (@champion and @live on v1) and a model whose only version cannot load."""
+    """A model with v1 and v2 (@champion and @live on v1), one with a signature but no input example,
+    and one whose only version cannot load."""
     import mlflow
     import pandas as pd
+    from mlflow.models import infer_signature
     from sklearn.linear_model import LogisticRegression
 
     name = f"dep-{uuid.uuid4().hex[:8]}"
@@ -75,6 +77,14 @@ def models(mlflow_server):
                     input_example=frame.head(2),
                     registered_model_name=name,
                 )
+        with mlflow.start_run():
+            mlflow.sklearn.log_model(
+                LogisticRegression().fit(frame, [0, 1, 0, 1]),
+                name="model",
+                pip_requirements=["scikit-learn"],
+                signature=infer_signature(frame, [0, 1, 0, 1]),
+                registered_model_name=f"{name}-signature",
+            )
     finally:
         mlflow.set_tracking_uri(None)  # back to the default; also drops the MLFLOW_TRACKING_URI it set
     client = MlflowClient(mlflow_server.uri)
@@ -92,7 +102,7 @@ def models(mlflow_server):
         client.log_artifacts(run.info.run_id, str(folder), "model")
     client.create_registered_model(broken)
     client.create_model_version(broken, source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
-    return {"name": name, "broken": broken, "client": client}
+    return {"name": name, "broken": broken, "signature": f"{name}-signature", "client": client}
 
 
 def _workspace(root: Path, uri: str) -> Path:
@@ -237,6 +247,29 @@ def test_a_taken_port_is_a_conflict_and_starts_nothing(models, fresh):
     assert _processes_of(fresh.workspace) == []
 
 
+def test_model_references_and_restart_policies():
+    assert deploy.parse_model_ref("models:/iris@champion") == deploy.ModelRef("iris", alias="champion")
+    assert deploy.parse_model_ref("iris/v3") == deploy.ModelRef("iris", version="3")
+    assert deploy.default_name(deploy.parse_model_ref("my model/3")) == "my-model-v3"
+    assert deploy.parse_restart_policy("on-failure:2") == ("on-failure", 2)
+    assert deploy.parse_restart_policy("off") == ("off", 0)
+
+
+def test_a_long_workspace_path_still_gets_a_private_control_socket(mlflow_server, tmp_path):
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 5)
+    settings = load_settings(_workspace(deep, mlflow_server.uri), tracking_uri=mlflow_server.uri)
+    files = deploy._files(settings, "name")
+    assert len(str(files.socket)) <= 100 and files.socket.parent.name == f"workbench-{os.getuid()}"
+    assert files.state.parent == deep / ".workbench" / "deployments"
+
+
+def test_a_sample_from_the_signature_when_there_is_no_input_example(models, fresh):
+    sample = deploy.sample_payload(fresh, models["signature"], "1")
+    assert sample == {"dataframe_split": {"columns": COLUMNS, "data": [[0.0, 0.0]]}}
+    with_example = deploy.sample_payload(fresh, models["name"], "1")
+    assert with_example == PAYLOAD
+
+
 def test_cli_errors_are_a_message_and_a_hint(models, fresh):
     result = CliRunner(env=_NO_ENV_URIS).invoke(
         _command("deploy"), [f"{models['name']}@nobody", "--workspace", str(fresh.workspace)], catch_exceptions=False
@@ -271,13 +304,16 @@ def test_deploy_outlives_the_process_that_started_it(main, ws, settings):
     assert entry.outcome == "ok" and entry.after["version"] == "1"
 
 
-def test_predict_with_a_sample_from_the_input_example(main, ws, settings):
+def test_predict_with_a_sample_from_the_input_example(models, main, settings):
     result = deploy.predict(settings, "main")
     assert result.request == PAYLOAD  # the model's saved serving input example
     assert result.response == {"predictions": EXPECTED["1"]}
     assert result.version == "1" and result.status_code == 200
     explicit = deploy.predict(settings, "main", {"dataframe_split": {"columns": COLUMNS, "data": [[1.0, 0.0]]}})
     assert explicit.response == {"predictions": [1]}
+    # a sample built from a signature is a valid request for a model with that schema
+    from_signature = deploy.sample_payload(settings, models["signature"], "1")
+    assert deploy.predict(settings, "main", from_signature).response == {"predictions": [0]}
     with pytest.raises(InvalidInput):
         deploy.predict(settings, "main", {"dataframe_split": {"columns": ["nope"], "data": [["text"]]}})
 
@@ -310,10 +346,11 @@ def test_a_killed_model_server_is_detected_and_restarted(main, ws, settings):
     assert noticed, "the dead model server was never reported"
     assert detected_after < 5.0  # the issue's bound; the supervisor checks every 0.5 s
     report = deploy.get(settings, "main")
-    assert report.state == "restarting" and "exited" in report.last_error
+    assert report.state == "restarting" and "exited" in report.last_error, (report, deploy.logs(settings, "main"))
     healthy = _wait_for(lambda: (r := deploy.get(settings, "main")).state == "healthy" and r, timeout=120)
     assert healthy, deploy.logs(settings, "main", 40)
-    assert healthy.restarts == 1 and healthy.backend_pid != before.backend_pid
+    assert healthy.restarts == 1, (healthy, deploy.logs(settings, "main"))
+    assert healthy.backend_pid != before.backend_pid
     assert healthy.endpoint == before.endpoint and healthy.version == "1"
     assert deploy.predict(settings, "main").response == {"predictions": EXPECTED["1"]}
     actions = [(e.action, e.outcome) for e in audit.read(settings, target="main")]

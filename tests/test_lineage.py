@@ -36,12 +36,15 @@ def md5_of(root, dvc_file):
 
 
 @pytest.fixture
-def fluent_uri(mlflow_server):
-    """Point MLflow's fluent API at the test server, and back afterwards."""
-    previous = mlflow.get_tracking_uri()
+def fluent_uri(mlflow_server, monkeypatch):
+    """Point MLflow's fluent API at the test server, and back to unset afterwards.
+
+    (MLflow 3's set_tracking_uri also sets MLFLOW_TRACKING_URI; monkeypatch restores it.)
+    """
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
     mlflow.set_tracking_uri(mlflow_server.uri)
     yield mlflow_server.uri
-    mlflow.set_tracking_uri(previous)
+    mlflow.set_tracking_uri(None)
 
 
 def test_record_tags_the_active_run_and_reads_back(repo, mlflow_server, fluent_uri):

@@ -8,8 +8,9 @@ that started it. The supervisor
   listening socket its parent bound and handed over;
 - starts ``mlflow models serve --env-manager local`` for a concrete model
   version on a free loopback port and waits for ``/ping``;
-- watches that model server (process exit checked every 0.5 s, ``/ping``
-  every 2 s) and applies the restart policy: ``off``, or ``on-failure`` with
+- watches that model server (process exit checked every 0.5 s; ``/ping``
+  every 2 s from a thread of its own, so a slow answer never delays the
+  exit check; no answer for 15 s counts as a failure) and applies the restart policy: ``off``, or ``on-failure`` with
   exponential backoff and a maximum number of consecutive attempts;
 - swaps versions blue/green on request: start the new server, wait until it
   is healthy, switch the proxy, let requests in flight on the old server
@@ -43,7 +44,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ LIVE_STATES = frozenset({STARTING, HEALTHY, UNHEALTHY, RESTARTING})
 
 POLL_S = 0.5
 PING_EVERY_S = 2.0
-PING_FAILURES = 3  # consecutive failed pings that make a running model server unhealthy
+HANG_AFTER_S = 15.0  # a live model server that answered no /ping for this long has hung
 DRAIN_TIMEOUT_S = 60.0
 STOP_GRACE_S = 10.0
 BACKOFF_BASE_S = 1.0
@@ -222,6 +223,15 @@ class ModelServer:
     proc: subprocess.Popen
     started: float  # process start time, to recognise the pid later
     log_offset: int  # where its output begins in the log
+    last_ok: float = 0.0  # monotonic time of its last good /ping
+    retired: threading.Event = field(default_factory=threading.Event)
+
+    def watch(self) -> None:
+        """Ping it every few seconds until it is retired (runs in a thread of its own)."""
+        url = f"http://127.0.0.1:{self.backend.port}/ping"
+        while not self.retired.wait(PING_EVERY_S):
+            if _ping(url, timeout=PING_EVERY_S):
+                self.last_ok = time.monotonic()
 
     @property
     def pid(self) -> int:
@@ -243,8 +253,6 @@ class Supervisor:
         self.failures = 0  # consecutive failures, for the restart policy
         self.next_restart_at: float | None = None
         self.healthy_since: float | None = None
-        self.last_ping = 0.0
-        self.ping_failures = 0
         self._lock = threading.Lock()
         self._log = self.log_path.open("ab", buffering=0)
         self.state: dict[str, Any] = {
@@ -333,6 +341,7 @@ class Supervisor:
         return f"the model server did not answer /ping within {self.spec.startup_timeout:g} s"
 
     def stop_server(self, server: ModelServer) -> None:
+        server.retired.set()
         self.event(f"stopping model server v{server.backend.version} (pid {server.pid})")
         kill_group(server.pid, server.started)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -349,7 +358,8 @@ class Supervisor:
         self.router.switch(server.backend)
         self.server = server
         self.healthy_since = time.monotonic()
-        self.last_ping, self.ping_failures = time.monotonic(), 0
+        server.last_ok = time.monotonic()
+        threading.Thread(target=server.watch, name=f"ping-v{server.backend.version}", daemon=True).start()
         self.event(f"traffic now goes to v{server.backend.version} (port {server.backend.port})")
         self.update(
             state=HEALTHY,
@@ -402,16 +412,10 @@ class Supervisor:
         if self.healthy_since and time.monotonic() - self.healthy_since > STABLE_AFTER_S:
             self.failures = 0
         code = server.proc.poll()
-        if code is None and time.monotonic() - self.last_ping >= PING_EVERY_S:
-            self.last_ping = time.monotonic()
-            if _ping(f"http://127.0.0.1:{server.backend.port}/ping", timeout=PING_EVERY_S):
-                self.ping_failures = 0
-            else:
-                self.ping_failures += 1
         if code is not None:
             self.on_failure(server, f"the model server (pid {server.pid}) exited with code {code}")
-        elif self.ping_failures >= PING_FAILURES:
-            self.on_failure(server, f"the model server did not answer /ping {PING_FAILURES} times in a row")
+        elif time.monotonic() - server.last_ok > HANG_AFTER_S:
+            self.on_failure(server, f"the model server answered no /ping for {HANG_AFTER_S:g} s")
 
     def on_failure(self, server: ModelServer, reason: str) -> None:
         """Report a failed model server at once, clean up after it, and schedule a restart if allowed."""

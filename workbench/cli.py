@@ -356,11 +356,14 @@ def demo(directory: str, no_launch: bool, replace: bool) -> None:
         click.echo("\n(The standalone dashboard is not part of this release yet; the commands above show everything.)")
 
 
-# --------------------------------------------------------------------------- GPUs
+# --------------------------------------------------------------------------- groups defined elsewhere
 
-from workbench.gpu.cli import gpu  # noqa: E402 - attached after the core commands
+from workbench.deploy_cli import COMMANDS as DEPLOY_COMMANDS  # noqa: E402 - attached after the core commands
+from workbench.gpu.cli import gpu  # noqa: E402
 
 main.add_command(gpu)
+for _command in DEPLOY_COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

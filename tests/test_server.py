@@ -468,3 +468,53 @@ async def test_fuzzed_query_parameters_never_cause_a_5xx(jp_fetch):
         )
         assert response.code < 500, (route.path, path_value, params, response.body[:300])
         json.loads(response.body)
+
+
+# ---------------------------------------------------------------- deployments
+
+
+async def _wait_for(jp_fetch, path, predicate, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code, body = await call(jp_fetch, path)
+        if code == 200 and predicate(body):
+            return body
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{path} never reached the expected state: {body}")
+
+
+async def test_deploy_predict_logs_restart_stop_through_the_api(jp_fetch):
+    code, started = await call(
+        jp_fetch, "deployments", method="POST", body={"model": "wine-classifier@champion", "name": "api-test"}
+    )
+    assert code == 202 and started["state"] == "starting" and started["job_id"]
+    try:
+        healthy = await _wait_for(jp_fetch, "deployments/api-test", lambda d: d["state"] == "healthy")
+        assert healthy["version"] == "2" and healthy["endpoint"].startswith("http://127.0.0.1:")
+        code, job = await call(jp_fetch, f"jobs/{started['job_id']}")
+        assert code == 200 and job["state"] == "succeeded"
+        code, listed = await call(jp_fetch, "deployments")
+        assert code == 200 and "api-test" in {d["name"] for d in listed}
+
+        code, prediction = await call(jp_fetch, "deployments/api-test/predict", method="POST", body={})
+        assert code == 200 and prediction["status_code"] == 200 and prediction["version"] == "2"
+        assert len(prediction["response"]["predictions"]) == len(prediction["request"]["dataframe_split"]["data"])
+        code, logs = await call(jp_fetch, "deployments/api-test/logs", params={"lines": "50"})
+        assert code == 200 and logs
+
+        # promoting the served alias swaps the deployment to the new version at the same address
+        code, move = await call(jp_fetch, "models/wine-classifier/promote", method="POST", body={"version": "1"})
+        try:
+            assert code == 200 and [d["name"] for d in move["deployments"]] == ["api-test"]
+            swapped = await _wait_for(jp_fetch, "deployments/api-test", lambda d: d["version"] == "1")
+            assert swapped["endpoint"] == healthy["endpoint"]
+        finally:
+            code, back = await call(jp_fetch, "models/wine-classifier/rollback", method="POST", body={})
+            assert code == 200 and back["after"] == "2"
+        code, restarted = await call(jp_fetch, "deployments/api-test/restart", method="POST", body={})
+        assert code == 200 and restarted["version"] == "2" and restarted["state"] == "healthy"
+    finally:
+        code, stopped = await call(jp_fetch, "deployments/api-test", method="DELETE")
+    assert code == 200 and stopped["state"] == "stopped"
+    code, entries = await call(jp_fetch, "audit", params={"target": "api-test"})
+    assert {"deploy", "deploy.swap", "deploy.restart", "deploy.stop"} <= {e["action"] for e in entries}

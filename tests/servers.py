@@ -25,12 +25,12 @@ def free_port() -> int:
 
 
 class MlflowServer:
-    """An ``mlflow server`` process over a SQLite store in ``folder``."""
+    """An ``mlflow server`` process over a SQLite store in ``folder`` (or the store ``db_uri``)."""
 
-    def __init__(self, folder: Path, port: int | None = None) -> None:
+    def __init__(self, folder: Path, port: int | None = None, db_uri: str | None = None) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.db_uri = f"sqlite:///{self.folder / 'mlflow.db'}"
+        self.db_uri = db_uri or f"sqlite:///{self.folder / 'mlflow.db'}"
         self.artifacts = self.folder / "artifacts"
         self.port = port or free_port()
         self.uri = f"http://127.0.0.1:{self.port}"

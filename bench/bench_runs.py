@@ -1,0 +1,226 @@
+"""Runs table: the first page of 50 runs, sorted by a metric, with a filter.
+
+On generated MLflow stores (10 metrics, 5 params per run; see
+``make_runs_store.py``), served by one lean ``mlflow server``, it measures in
+the same run, alternating the order:
+
+- Workbench's REST API (``GET <jupyter>/workbench/api/runs``, the route the
+  JupyterLab panel calls), served by a real Jupyter server with the extension,
+  reading the store through its fast path;
+- MLflow's own REST ``POST /api/2.0/mlflow/runs/search`` on the same server
+  (the baseline);
+- MLflow's Python client ``MlflowClient(server).search_runs``.
+
+MLflow's search sorted by a metric takes minutes at 100,000 runs on this kind
+of machine (BUILD-NOTES: 276 s with this filter), so each MLflow call gets
+``--mlflow-timeout`` seconds; a call that runs out reports the timeout as a
+lower bound (``>``) and the ratio as ``>=``. Every server started is stopped.
+
+    python bench/bench_runs.py [--runs 10000 100000] [--rounds 3] [--mlflow-timeout 120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.servers, bench
+
+import requests
+
+from bench.make_runs_store import StoreSpec, make_runs_store, sqlite_uri
+from tests.servers import MlflowServer, free_port
+
+FILTER = "metrics.m0 > 0.5"
+ORDER = "metrics.m1 DESC"
+PAGE = 50
+
+
+class JupyterServer:
+    """A real ``jupyter server`` with the Workbench extension over a remote tracking server."""
+
+    def __init__(self, folder: Path, tracking_uri: str, store_uri: str) -> None:
+        self.port = free_port()
+        self.token = "bench"
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(
+            os.environ,
+            MLFLOW_TRACKING_URI=tracking_uri,
+            WORKBENCH_STORE_URI=store_uri,
+            MLFLOW_DISABLE_TELEMETRY="true",
+        )
+        self.log = open(folder / "jupyter.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("jupyter")),
+                "server",
+                "--no-browser",
+                "--allow-root",
+                f"--port={self.port}",
+                "--ServerApp.ip=127.0.0.1",
+                f"--IdentityProvider.token={self.token}",
+                f"--ServerApp.root_dir={folder}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/api/status", headers=self.headers, timeout=2).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError("jupyter server did not start")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"}
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+def _timed(fn, timeout: float) -> tuple[float, bool, list[str]]:
+    """(seconds, finished, run ids); a call past ``timeout`` is abandoned and reported as the timeout."""
+    result: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            result["ids"] = fn()
+        except Exception as exc:  # the bench reports it, it does not stop
+            result["error"] = exc
+
+    thread = threading.Thread(target=work, daemon=True)
+    started = time.perf_counter()
+    thread.start()
+    thread.join(timeout)
+    elapsed = time.perf_counter() - started
+    if thread.is_alive():
+        return timeout, False, []
+    if "error" in result:
+        raise RuntimeError(f"query failed: {result['error']}")
+    return elapsed, True, list(result["ids"])  # type: ignore[arg-type]
+
+
+def bench_store(runs: int, rounds: int, mlflow_timeout: float, workdir: Path) -> dict[str, object]:
+    """One store size: medians per contender and ratios against MLflow's REST search."""
+    db = make_runs_store(StoreSpec(runs=runs))
+    server = MlflowServer(workdir / f"mlflow-{runs}", db_uri=sqlite_uri(db)).start()
+    jupyter = JupyterServer(workdir, server.uri, sqlite_uri(db))
+    try:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(server.uri)
+        experiment_ids = [e.experiment_id for e in client.search_experiments()]
+
+        def workbench_rest() -> list[str]:
+            page = requests.get(
+                f"{jupyter.url}/workbench/api/runs",
+                params={"filter_string": FILTER, "order_by": ORDER, "max_results": PAGE, "experiment": experiment_ids},
+                headers=jupyter.headers,
+                timeout=600,
+            )
+            page.raise_for_status()
+            return [r["run_id"] for r in page.json()["runs"]]
+
+        def mlflow_rest() -> list[str]:
+            page = requests.post(
+                f"{server.uri}/api/2.0/mlflow/runs/search",
+                json={"experiment_ids": experiment_ids, "filter": FILTER, "order_by": [ORDER], "max_results": PAGE},
+                timeout=mlflow_timeout + 5,
+            )
+            page.raise_for_status()
+            return [r["info"]["run_id"] for r in page.json().get("runs", [])]
+
+        def mlflow_python() -> list[str]:
+            found = client.search_runs(experiment_ids, FILTER, order_by=[ORDER], max_results=PAGE)
+            return [r.info.run_id for r in found]
+
+        workbench_rest()  # warm: imports and the first open of the store
+        contenders = {"workbench REST": workbench_rest, "mlflow REST": mlflow_rest, "mlflow python": mlflow_python}
+        times: dict[str, list[float]] = {name: [] for name in contenders}
+        complete = {name: True for name in contenders}
+        answers: dict[str, list[str]] = {}
+        order = list(contenders)
+        for round_index in range(rounds):
+            for name in order if round_index % 2 == 0 else order[::-1]:
+                if not complete[name]:
+                    continue  # one abandoned MLflow call per size is enough to know
+                seconds, done, ids = _timed(contenders[name], 600 if name == "workbench REST" else mlflow_timeout)
+                times[name].append(seconds)
+                complete[name] = done
+                if done:
+                    answers[name] = ids
+                else:
+                    # its one worker is still busy with the abandoned search: start it afresh
+                    server.stop()
+                    server.start()
+        if "mlflow REST" in answers and answers["mlflow REST"] != answers["workbench REST"]:
+            raise RuntimeError("Workbench and MLflow returned different runs: the benchmark would be meaningless")
+        medians = {name: statistics.median(values) for name, values in times.items()}
+        baseline = medians["mlflow REST"]
+        return {
+            "runs": runs,
+            "query": {"filter": FILTER, "order_by": ORDER, "max_results": PAGE},
+            "median_s": medians,
+            "spread_s": {name: [min(v), max(v)] for name, v in times.items()},
+            "complete": complete,
+            "same_runs_as_mlflow": answers.get("mlflow REST") == answers.get("workbench REST")
+            if "mlflow REST" in answers
+            else None,
+            "ratio_mlflow_rest_over_workbench": baseline / medians["workbench REST"],
+            "ratio_is_lower_bound": not complete["mlflow REST"],
+        }
+    finally:
+        jupyter.stop()
+        server.stop()
+
+
+def report(result: dict[str, object]) -> str:
+    lines = [f"runs table, {result['runs']:,} runs, first {PAGE} by {ORDER} where {FILTER}"]
+    for name, median in result["median_s"].items():  # type: ignore[union-attr]
+        low, high = result["spread_s"][name]  # type: ignore[index]
+        bound = "" if result["complete"][name] else ">"  # type: ignore[index]
+        lines.append(f"  {name:<16} {bound}{median * 1000:10.1f} ms   (min {low * 1000:.1f}, max {high * 1000:.1f})")
+    sign = ">=" if result["ratio_is_lower_bound"] else ""
+    lines.append(f"  MLflow REST / Workbench REST: {sign}{result['ratio_mlflow_rest_over_workbench']:.0f}x")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, object]]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--mlflow-timeout", type=float, default=120.0)
+    args = parser.parse_args(argv)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-runs-") as tmp:
+        for runs in args.runs:
+            result = bench_store(runs, args.rounds, args.mlflow_timeout, Path(tmp))
+            print(report(result), flush=True)
+            results.append(result)
+    return results
+
+
+if __name__ == "__main__":
+    main()

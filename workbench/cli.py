@@ -353,15 +353,27 @@ def demo(directory: str, no_launch: bool, replace: bool) -> None:
     for step in summary.next_steps:
         click.echo(f"  {step}")
     if not no_launch:
-        click.echo("\n(The standalone dashboard is not part of this release yet; the commands above show everything.)")
+        from dashboards.app import serve
+        from workbench import gpu
+
+        settings = settings_for(str(summary.workspace))
+        probe = gpu.open_source(settings, "auto")
+        real_gpus = probe.name == "nvml"
+        probe.close()
+        if not real_gpus:
+            click.echo("No NVIDIA GPU here: the dashboard's GPU page shows simulated readings, labelled as such.")
+        click.echo("\nOpening the dashboard (Ctrl-C stops it)...")
+        serve(settings, show=True, gpu_source=None if real_gpus else "simulated")
 
 
 # --------------------------------------------------------------------------- groups defined elsewhere
 
-from workbench.deploy_cli import COMMANDS as DEPLOY_COMMANDS  # noqa: E402 - attached after the core commands
+from dashboards.cli import dashboard  # noqa: E402 - attached after the core commands
+from workbench.deploy_cli import COMMANDS as DEPLOY_COMMANDS  # noqa: E402
 from workbench.gpu.cli import gpu  # noqa: E402
 
 main.add_command(gpu)
+main.add_command(dashboard)
 for _command in DEPLOY_COMMANDS:
     main.add_command(_command)
 

@@ -386,10 +386,15 @@ def tracked_run_view(run: TrackedRun) -> list[Block]:
 
 
 class RecordList(list):
-    """A list of records that shows itself as a table (HTML in notebooks, text elsewhere)."""
+    """A list of records that shows itself as a table (HTML in notebooks, text elsewhere).
+
+    Subclasses name the view that describes them (``view``), or override ``_blocks``.
+    """
+
+    view: Callable[[Any], list[Block]]
 
     def _blocks(self) -> list[Block]:
-        raise NotImplementedError
+        return type(self).view(self)
 
     def _repr_html_(self) -> str:
         return to_html(self._blocks())
@@ -415,15 +420,13 @@ class RunList(RecordList):
 class ModelList(RecordList):
     """Registered models from ``%wb models``."""
 
-    def _blocks(self) -> list[Block]:
-        return models_view(self)
+    view = models_view
 
 
 class DeploymentList(RecordList):
     """Deployments from ``%wb deployments``."""
 
-    def _blocks(self) -> list[Block]:
-        return deployments_view(self)
+    view = deployments_view
 
 
 # --------------------------------------------------------------------------- single records

@@ -10,8 +10,6 @@ may leave this machine. The GPU page reads the simulated source
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 
 import panel as pn
@@ -28,7 +26,7 @@ from tests.browser import (  # noqa: F401 - the jp_* fixtures replace pytest-jup
     require_chromium,
     screenshot,
 )
-from tests.servers import MlflowServer
+from tests.servers import MlflowServer, SilentServer
 from workbench import audit, gpu
 from workbench.config import load_settings
 
@@ -240,28 +238,8 @@ def _wait_for_subscribers(sampler: gpu.Sampler, count: int) -> None:
 @pytest.fixture
 def silent_mlflow():
     """An address that accepts connections and never answers: the slowest backend there is."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    listener.close()
+    with SilentServer() as silent:
+        yield silent.uri
 
 
 def test_a_silent_backend_never_freezes_the_page_and_errors_show_their_hint(browser, demo_workspace, silent_mlflow):

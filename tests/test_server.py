@@ -13,8 +13,6 @@ import asyncio
 import itertools
 import json
 import re
-import socket
-import threading
 import time
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from hypothesis import strategies as st
 from mlflow import MlflowClient
 from traitlets.config import Config
 
-from tests.servers import MlflowServer
+from tests.servers import MlflowServer, SilentServer
 from workbench import __version__, gpu
 from workbench.server.routes import ROUTES, STREAMS, openapi
 
@@ -395,29 +393,9 @@ async def test_tracking_server_stopped_gives_503_and_recovers(jp_fetch, remote_t
 @pytest.fixture
 def hanging_tracking(monkeypatch):
     """A 'tracking server' that accepts connections and never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{listener.getsockname()[1]}")
-    yield
-    stop.set()
-    thread.join(timeout=5)
-    for conn in held:
-        conn.close()
-    listener.close()
+    with SilentServer() as silent:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", silent.uri)
+        yield
 
 
 async def test_a_slow_backend_never_freezes_the_gpu_stream(jp_fetch, jp_ws_fetch, hanging_tracking):

@@ -282,6 +282,12 @@ def serve(
     url = f"http://{host}:{chosen}/"
     say(f"Workbench dashboard for {settings.workspace}: {url}" + ("  (Ctrl-C to stop)" if block else ""))
 
+    # The page's scripts and stylesheets always come from this server, never a CDN (closed
+    # networks): pin Bokeh's resource mode, which notebook-style rendering elsewhere may change.
+    from bokeh.settings import settings as bokeh_settings
+
+    bokeh_settings.resources.set_value("server")
+
     def session() -> Any:
         return create_app(settings, gpu_source)
 

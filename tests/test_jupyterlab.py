@@ -29,6 +29,7 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
+from tests.browser import CHROMIUM_FLAGS, require_chromium
 from tests.conftest import ARTIFACTS
 from tests.servers import MlflowServer, free_port
 
@@ -36,16 +37,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EXTENSION = ROOT / "extensions" / "jupyterlab"
 VENV_BIN = Path(sys.executable).parent
 MODEL = "wine-classifier"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TIMEOUT_MS = 30_000
 
 pytestmark = pytest.mark.slow
@@ -64,21 +55,9 @@ def jp_server_cleanup() -> None:
     return None
 
 
-def _chromium() -> str | None:
-    for candidate in (os.environ.get("WORKBENCH_CHROMIUM"), "/usr/bin/chromium"):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
-
-
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    found = _chromium()
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("No Chromium: CI must install it (apt-get install -y chromium) or set WORKBENCH_CHROMIUM")
-        pytest.skip("No Chromium here: install Debian's chromium or set WORKBENCH_CHROMIUM")
-    return found
+    return require_chromium()
 
 
 # ---------------------------------------------------------------- servers
@@ -191,7 +170,7 @@ def browser(chromium: str):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         yield browser
         browser.close()
 

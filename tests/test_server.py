@@ -142,6 +142,49 @@ async def test_workspace_data_and_experiment_routes(jp_fetch, demo_workspace):
     assert status == 200 and "val_accuracy" in compared["metrics"]
 
 
+async def test_settings_overrides_apply_per_server_and_bad_ones_change_nothing(jp_fetch, demo_workspace, tmp_path):
+    status, body = await call(jp_fetch, "settings")
+    assert status == 200 and body["overrides"] == {}
+    assert Path(body["workspace"]) == demo_workspace.resolve() and body["sources"]["tracking_uri"] == "default"
+    assert body["gpu_source"] == "simulated" and body["sources"]["gpu_source"] == "environment"
+
+    other = tmp_path / "other"
+    other.mkdir()
+    try:
+        # another tracking store and GPU source, as JupyterLab's settings editor would send them
+        store = f"sqlite:///{other / 'mlflow.db'}"
+        MlflowClient(store).create_experiment("elsewhere", artifact_location=(other / "artifacts").as_uri())
+        chosen = {"tracking_uri": store, "gpu_source": "none"}
+        status, body = await call(jp_fetch, "settings", method="PUT", body=chosen)
+        assert status == 200, body
+        assert body["tracking_uri"] == store and body["sources"]["tracking_uri"] == "argument"
+        assert body["overrides"] == {"tracking_uri": store, "gpu_source": "none"}
+        status, experiments = await call(jp_fetch, "experiments")
+        assert status == 200 and "elsewhere" in {e["name"] for e in experiments}
+        assert "wine-quality" not in {e["name"] for e in experiments}
+        status, snapshot = await call(jp_fetch, "gpu")
+        assert status == 200 and snapshot["source"] == "none"
+
+        # bad values are refused with a hint and leave the overrides as they were
+        for bad, code in (({"gpu_source": "quantum"}, 400), ({"workspace": str(tmp_path / "missing")}, 404)):
+            status, body = await call(jp_fetch, "settings", method="PUT", body=bad)
+            assert status == code and body["hint"], body
+        status, body = await call(jp_fetch, "settings", method="PUT", body={"color": "red"})
+        assert status == 400 and "Known" in body["hint"]
+        status, body = await call(jp_fetch, "settings")
+        assert body["overrides"] == {"tracking_uri": store, "gpu_source": "none"}
+    finally:
+        # an empty value clears an override: the workspace's own settings again
+        status, body = await call(jp_fetch, "settings", method="PUT", body={"tracking_uri": "", "gpu_source": ""})
+    assert status == 200 and body["overrides"] == {} and body["sources"]["tracking_uri"] == "default"
+    status, experiments = await call(jp_fetch, "experiments")
+    assert "wine-quality" in {e["name"] for e in experiments}
+    entries = [json.loads(line) for line in (demo_workspace / ".workbench" / "audit.jsonl").read_text().splitlines()]
+    changes = [e for e in entries if e["action"] == "settings"]
+    assert [e["outcome"] for e in changes[-4:]] == ["ok", "refused", "refused", "ok"]
+    assert changes[-1]["before"] == {"tracking_uri": store, "gpu_source": "none"} and changes[-1]["after"] == {}
+
+
 async def test_registry_routes_promote_rollback_and_audit(jp_fetch, demo_workspace):
     client = MlflowClient(tracking_uri(demo_workspace))
     status, models = await call(jp_fetch, "models")
@@ -251,7 +294,7 @@ async def test_every_route_refuses_unauthenticated_requests(jp_fetch, jp_ws_fetc
                 "api",
                 *_concrete(route.path).split("/"),
                 method=endpoint.method,
-                body="{}" if endpoint.method == "POST" else None,
+                body="{}" if endpoint.method in ("POST", "PUT") else None,
                 headers={"Authorization": "token wrong"},
                 raise_error=False,
                 follow_redirects=False,
@@ -277,7 +320,7 @@ async def test_state_changing_routes_need_the_xsrf_token(jp_fetch):
                 "api",
                 *_concrete(route.path).split("/"),
                 method=endpoint.method,
-                body="{}" if endpoint.method == "POST" else None,
+                body="{}" if endpoint.method in ("POST", "PUT") else None,
                 headers={"Authorization": "", "Cookie": cookie},
                 raise_error=False,
             )

@@ -29,8 +29,9 @@ from jupyter_server.base.websocket import WebSocketMixin
 from workbench import __version__, audit, jobs
 from workbench.config import Settings, load_settings
 from workbench.errors import InvalidInput, NotFound, WorkbenchError
+from workbench.gpu.source import SOURCE_NAMES
 from workbench.records import to_dict
-from workbench.server.routes import MAX_BODY_BYTES, Endpoint, Param, Route, openapi
+from workbench.server.routes import MAX_BODY_BYTES, OVERRIDABLE, Endpoint, Param, Route, openapi
 
 log = logging.getLogger("workbench.server")
 
@@ -44,10 +45,34 @@ class ServerContext:
         self.kernel_manager = serverapp.kernel_manager
         self.session_manager = getattr(serverapp, "session_manager", None)
         self._sessions: list[dict[str, Any]] = []
+        # what the user chose in JupyterLab's settings editor (PUT settings); wins over the rest
+        self.overrides: dict[str, str] = {}
 
     def settings(self) -> Settings:
         """Settings are read per request: a `dvc init` or a config edit shows without a restart."""
-        return load_settings(self.workspace)
+        return self._load(self.overrides)
+
+    def _load(self, overrides: dict[str, str]) -> Settings:
+        values = dict(overrides)
+        return load_settings(values.pop("workspace", None) or self.workspace, **values)
+
+    def configure(self, changes: dict[str, str | None]) -> Settings:
+        """Apply the user's overrides (``""`` or ``None`` clears one); nothing changes if they are invalid."""
+        overrides = dict(self.overrides)
+        for name, value in changes.items():
+            if name not in OVERRIDABLE:
+                raise InvalidInput(f"Setting {name!r} cannot be changed here", f"Known: {', '.join(OVERRIDABLE)}.")
+            value = (value or "").strip()
+            if value:
+                overrides[name] = value
+            else:
+                overrides.pop(name, None)
+        source = overrides.get("gpu_source")
+        if source is not None and source not in SOURCE_NAMES:
+            raise InvalidInput(f"Unknown GPU source {source!r}", f"Pick one of {', '.join(SOURCE_NAMES)}.")
+        settings = self._load(overrides)  # raises (and changes nothing) on a folder that does not exist
+        self.overrides = overrides
+        return settings
 
     def sessions(self) -> list[dict[str, Any]]:
         """The server's notebook sessions, as refreshed by :meth:`refresh_sessions`."""
@@ -237,6 +262,10 @@ class RouteHandler(WorkbenchHandler):
 
     @tornado.web.authenticated
     async def post(self, **path_args: str) -> None:
+        await self._serve(**path_args)
+
+    @tornado.web.authenticated
+    async def put(self, **path_args: str) -> None:
         await self._serve(**path_args)
 
     @tornado.web.authenticated

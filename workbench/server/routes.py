@@ -87,6 +87,37 @@ async def _kernel_shutdown(settings: Settings, server: Any, kernel_id: str) -> A
     return await _kernel_action("shutdown", settings, server, kernel_id)
 
 
+# what JupyterLab's settings editor may set for this server (the rest comes from the workspace)
+OVERRIDABLE = ("workspace", "tracking_uri", "gpu_source", "prometheus_url")
+
+
+def _settings_record(settings: Settings, server: Any) -> dict[str, Any]:
+    shown = {name: getattr(settings, name) for name in (*OVERRIDABLE, "registry_uri", "gpu_interval", "gpu_history")}
+    return {**shown, "sources": settings.sources, "overrides": dict(server.overrides)}
+
+
+def _settings_get(settings: Settings, server: Any) -> dict[str, Any]:
+    return _settings_record(settings, server)
+
+
+def _settings_put(settings: Settings, server: Any, **changes: str | None) -> dict[str, Any]:
+    before = dict(server.overrides)
+    given = {name: value for name, value in changes.items() if value is not None}
+    try:
+        updated = server.configure(given)
+    except Exception as exc:
+        audit.record(settings, "settings", "server", outcome="refused", before=before, detail=given, error=_err(exc))
+        raise
+    if server.overrides != before:
+        audit.record(updated, "settings", "server", before=before, after=server.overrides)
+    return _settings_record(updated, server)
+
+
+def _err(exc: Exception) -> dict[str, str] | None:
+    to_dict = getattr(exc, "to_dict", None)
+    return to_dict() if callable(to_dict) else {"error": str(exc), "hint": "", "kind": "error"}
+
+
 def _runs(settings: Settings, experiment: list[str] | None, **kwargs: Any) -> Any:
     return tracking.search_runs(settings, experiments=experiment or None, **kwargs)
 
@@ -104,6 +135,24 @@ ROUTES: list[Route] = [
     Route(
         "status",
         [Endpoint("GET", "The workspace at a glance: data, experiments, models", overview.workspace_status)],
+        "workspace",
+    ),
+    Route(
+        "settings",
+        [
+            Endpoint("GET", "The server's settings and where each came from", _settings_get, in_server=True),
+            Endpoint(
+                "PUT",
+                "Override settings for this server (JupyterLab's settings editor); an empty string clears one",
+                _settings_put,
+                [
+                    Param(name, "string", "body", description=f"{name} (empty: the workspace's own)")
+                    for name in OVERRIDABLE
+                ],
+                changes_state=True,
+                in_server=True,
+            ),
+        ],
         "workspace",
     ),
     # ------------------------------------------------------------------ data (DVC)

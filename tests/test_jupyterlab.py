@@ -539,6 +539,61 @@ def test_gpu_panel_and_status_bar(page, lab: Lab):
     expect(banner).to_have_count(0)
 
 
+def test_dashboard_pages_open_as_main_area_tabs_through_jupyter_auth(page, lab: Lab):
+    from playwright.sync_api import expect
+
+    app = f"{lab.url}/workbench/dashboard/app?page=overview&embed=true"
+    # no ticket, or a forged one: sent back to `open`, which asks Jupyter (login page without a token)
+    for cookies in ({}, {"workbench-dashboard": "2|1:0|10:1|19:workbench-dashboard|4:YQ==|forged"}):
+        refused = requests.get(app, cookies=cookies, allow_redirects=False, timeout=60)
+        location = refused.headers.get("Location", "")
+        assert refused.status_code == 302 and location.startswith("/workbench/dashboard/open?next="), refused.text
+    assert "/login" in requests.get(app, timeout=60).url
+    # everything under the prefix is behind the ticket, static files and the WebSocket too
+    static = requests.get(f"{lab.url}/workbench/dashboard/static/js/bokeh.min.js", allow_redirects=False, timeout=60)
+    assert static.status_code == 302
+    assert requests.post(f"{lab.url}/workbench/dashboard/app", timeout=60).status_code == 403
+
+    requested: list[str] = []
+
+    def record(request) -> None:
+        requested.append(request.url)
+
+    page.on("request", record)
+    try:
+        # the Experiments panel's toolbar opens its full dashboard page in a main-area tab
+        panel = _open(page, "workbench-experiments")
+        panel.locator('[data-command="workbench:open-dashboard"]').click()
+        tab = page.locator("#workbench-dashboard-experiments")
+        expect(tab).to_be_visible()
+        frame = page.frame_locator("#workbench-dashboard-experiments iframe")
+        expect(frame.locator("[data-testid=runs-position]")).to_contain_text("Runs 1–6 of 6", timeout=90_000)
+        expect(frame.locator(".tabulator-row")).to_have_count(6)
+        expect(frame.locator("[data-testid=error-banner]")).to_have_count(0)
+        _shoot(page, "dashboard-experiments-tab")
+
+        # the GPU page: live updates come over the page's WebSocket, through the Jupyter server
+        _open(page, "workbench-gpus").locator('[data-command="workbench:open-dashboard"]').click()
+        frame = page.frame_locator("#workbench-dashboard-gpus iframe")
+        gpus = lab.api("GET", "workbench/api/gpu").json()["gpus"]
+        expect(frame.locator("[data-testid=gpu-card]")).to_have_count(len(gpus), timeout=90_000)
+        expect(frame.locator("[data-testid=gpu-simulated]")).to_be_visible()
+        stamp = frame.locator("[data-testid=gpu-footer]")
+        first = stamp.inner_text()
+        expect(stamp).not_to_have_text(first, timeout=30_000)
+        _shoot(page, "dashboard-gpus-tab")
+    finally:
+        page.remove_listener("request", record)
+        for tab_id in ("workbench-dashboard-experiments", "workbench-dashboard-gpus"):
+            close = page.locator(f'.lm-TabBar-tab[data-id="{tab_id}"] .lm-TabBar-tabCloseIcon')
+            if close.count():
+                close.click()
+    # one origin: the Jupyter server's (no second port, nothing from outside)
+    network = [url for url in requested if not url.startswith(("data:", "blob:", "about:"))]
+    origins = {re.sub(r"^(wss?|https?)://([^/]+).*$", r"\2", url) for url in network}
+    assert origins == {f"127.0.0.1:{lab.port}"}, origins
+
+
 def test_palette_lists_every_workbench_command(page):
     from playwright.sync_api import expect
 

@@ -18,6 +18,8 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     from jupyter_server.utils import url_path_join
 
+    from dashboards.jupyter import DashboardMount
+    from dashboards.jupyter import install as install_dashboard
     from workbench.server.handlers import (
         GpuStreamHandler,
         JobsStreamHandler,
@@ -26,7 +28,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         RouteHandler,
         ServerContext,
     )
-    from workbench.server.routes import API_PREFIX, ROUTES
+    from workbench.server.routes import API_PREFIX, DASHBOARD_PREFIX, ROUTES
 
     context = ServerContext(serverapp, os.environ.get("WORKBENCH_WORKSPACE") or None)
     web_app = serverapp.web_app
@@ -39,8 +41,19 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     ]
     handlers += [(url_path_join(base, route.pattern), RouteHandler, {"route": route}) for route in ROUTES]
     handlers.append((url_path_join(base, "(?:.*)"), NotFoundHandler))
+    # the full Panel dashboards, for JupyterLab's main-area tabs (see dashboards/jupyter.py)
+    mount = DashboardMount(url_path_join(web_app.settings["base_url"], DASHBOARD_PREFIX), context.settings)
+    context.dashboard = mount
     web_app.add_handlers(".*$", handlers)
+    install_dashboard(web_app, mount)
     serverapp.log.info("Workbench API at %s (workspace %s)", base, context.workspace)
+
+
+def _unload_jupyter_server_extension(serverapp: Any) -> None:
+    """On the server's shutdown: stop the dashboard's sessions and the thread pool."""
+    context = serverapp.web_app.settings.get("workbench")
+    if context is not None:
+        context.close()
 
 
 # the older name, for jupyter_server < 2 style loading

@@ -47,6 +47,7 @@ class ServerContext:
         self._sessions: list[dict[str, Any]] = []
         # what the user chose in JupyterLab's settings editor (PUT settings); wins over the rest
         self.overrides: dict[str, str] = {}
+        self.dashboard: Any = None  # the mounted Panel dashboard (dashboards.jupyter.DashboardMount)
 
     def settings(self) -> Settings:
         """Settings are read per request: a `dvc init` or a config edit shows without a restart."""
@@ -88,6 +89,8 @@ class ServerContext:
         return gpu.get_sampler(settings, sessions=self.sessions)
 
     def close(self) -> None:
+        if self.dashboard is not None:
+            self.dashboard.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 

@@ -17,6 +17,7 @@ from workbench import audit, data, deploy, jobs, overview, registry, tracking
 from workbench.config import Settings
 
 API_PREFIX = "workbench/api"
+DASHBOARD_PREFIX = "workbench/dashboard"  # the Panel dashboards, for JupyterLab tabs (dashboards/jupyter.py)
 MAX_BODY_BYTES = 1 << 20  # request bodies above 1 MiB are refused (413)
 
 _TYPES = {"string": str, "integer": int, "number": float, "boolean": bool, "array": list, "object": dict}

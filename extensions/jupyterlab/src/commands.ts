@@ -5,15 +5,26 @@
  */
 
 import { JupyterFrontEnd } from '@jupyterlab/application';
-import { Dialog, ICommandPalette, InputDialog, Notification, showDialog } from '@jupyterlab/apputils';
+import {
+  Dialog,
+  ICommandPalette,
+  IFrame,
+  InputDialog,
+  MainAreaWidget,
+  Notification,
+  WidgetTracker,
+  showDialog
+} from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { Widget } from '@lumino/widgets';
 
 import { WorkbenchError, requestAPI } from './api';
 import { createCompareWidget } from './compare';
+import { createDashboardWidget } from './dashboard';
 import { RunSelection } from './experiments';
 import { CommandIDs, PanelIDs } from './ids';
+import { dashboardIcon } from './icons';
 import { Topic, WorkbenchModel } from './model';
 import { promotionBody } from './promote';
 import { registeredModelSnippet, runModelSnippet } from './runs';
@@ -27,7 +38,7 @@ import {
   PredictionResult,
   PromotionComparison
 } from './types';
-import { segment } from './url';
+import { DASHBOARD_PAGES, segment } from './url';
 
 export interface CommandContext {
   app: JupyterFrontEnd;
@@ -35,6 +46,7 @@ export interface CommandContext {
   selection: RunSelection;
   notebooks: INotebookTracker | null;
   palette: ICommandPalette | null;
+  dashboards: WidgetTracker<MainAreaWidget<IFrame>>;
   refreshAll: () => void;
 }
 
@@ -100,6 +112,35 @@ export function registerCommands(ctx: CommandContext): void {
   open(CommandIDs.openExperiments, PanelIDs.experiments, 'Open Experiments', 'MLflow experiments and runs');
   open(CommandIDs.openModels, PanelIDs.models, 'Open Models & Deploy', 'Registered models, promote, deploy');
   open(CommandIDs.openGpus, PanelIDs.gpus, 'Open GPUs', 'Live GPU utilization, memory and processes');
+
+  commands.addCommand(CommandIDs.openDashboard, {
+    label: args => {
+      const page = text(args, 'page');
+      return page ? `Open ${DASHBOARD_PAGES[page] ?? page} Dashboard` : 'Open a Dashboard Page…';
+    },
+    caption: 'The full dashboard page (Panel) in a main-area tab',
+    icon: dashboardIcon,
+    execute: async args => {
+      let page = text(args, 'page');
+      if (!page) {
+        const title = await pick('Open a Dashboard Page', 'Page', Object.values(DASHBOARD_PAGES));
+        page = Object.keys(DASHBOARD_PAGES).find(slug => DASHBOARD_PAGES[slug] === title) ?? null;
+      }
+      if (!page) {
+        return null;
+      }
+      const open = ctx.dashboards.find(widget => widget.id === `workbench-dashboard-${page}`);
+      if (open) {
+        shell.activateById(open.id);
+        return open;
+      }
+      const widget = createDashboardWidget(page);
+      await ctx.dashboards.add(widget);
+      shell.add(widget, 'main');
+      shell.activateById(widget.id);
+      return widget;
+    }
+  });
 
   commands.addCommand(CommandIDs.refresh, {
     label: 'Refresh Workbench Panels',
@@ -438,6 +479,9 @@ export function registerCommands(ctx: CommandContext): void {
   if (ctx.palette) {
     for (const command of Object.values(CommandIDs)) {
       ctx.palette.addItem({ command, category: CATEGORY });
+    }
+    for (const page of Object.keys(DASHBOARD_PAGES)) {
+      ctx.palette.addItem({ command: CommandIDs.openDashboard, args: { page }, category: CATEGORY });
     }
   }
 }

@@ -33,3 +33,10 @@ export const gpuIcon = new LabIcon({
     '<path d="M9 1h2v3h2V1h2v3h2a3 3 0 013 3v2h3v2h-3v2h3v2h-3v2a3 3 0 01-3 3h-2v3h-2v-3h-2v3H9v-3H7a3 3 0 01-3-3v-2H1v-2h3v-2H1V9h3V7a3 3 0 013-3h2V1zM7 6a1 1 0 00-1 1v10a1 1 0 001 1h10a1 1 0 001-1V7a1 1 0 00-1-1H7zm2 3h6v6H9V9z"/>'
   )
 });
+
+export const dashboardIcon = new LabIcon({
+  name: 'workbench:dashboard',
+  svgstr: svg(
+    '<path d="M3 3h8v10H3V3zm2 2v6h4V5H5zm8-2h8v6h-8V3zm2 2v2h4V5h-4zM3 15h8v6H3v-6zm2 2v2h4v-2H5zm8-6h8v10h-8V11zm2 2v6h4v-6h-4z"/>'
+  )
+});

@@ -6,6 +6,7 @@ export namespace CommandIDs {
   export const openModels = 'workbench:open-models';
   export const openGpus = 'workbench:open-gpus';
   export const refresh = 'workbench:refresh';
+  export const openDashboard = 'workbench:open-dashboard';
   export const dataPush = 'workbench:data-push';
   export const dataPull = 'workbench:data-pull';
   export const dataCheckout = 'workbench:data-checkout';

@@ -55,6 +55,14 @@ export class GpuMonitor implements IDisposable {
     }
   }
 
+  /** Reconnect, forgetting the history: the server now samples another source. */
+  restart(): void {
+    this._sample = null;
+    this._histories = new Map();
+    this.stream.reconnect({ interval: this.options.gpuInterval });
+    this._changed.emit();
+  }
+
   dispose(): void {
     this.stream.dispose();
     Signal.clearData(this);

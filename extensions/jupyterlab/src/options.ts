@@ -22,3 +22,23 @@ export function optionsFrom(raw: { [key: string]: unknown }): Options {
     gpuHistoryPoints: Math.round(number('gpuHistoryPoints', 10, 600))
   };
 }
+
+/** GPU sources the server knows (workbench/gpu/source.py); '' leaves the workspace's own choice. */
+export const GPU_SOURCES = ['', 'auto', 'nvml', 'none', 'simulated', 'prometheus'];
+
+/** What the settings editor overrides on the server (PUT settings); '' means "the workspace's own". */
+export interface ServerOverrides {
+  workspace: string;
+  tracking_uri: string;
+  gpu_source: string;
+}
+
+export function serverOverridesFrom(raw: { [key: string]: unknown }): ServerOverrides {
+  const text = (key: string): string => (typeof raw[key] === 'string' ? (raw[key] as string).trim() : '');
+  const source = text('gpuSource');
+  return {
+    workspace: text('workspace'),
+    tracking_uri: text('trackingUri'),
+    gpu_source: GPU_SOURCES.includes(source) ? source : ''
+  };
+}

@@ -25,3 +25,22 @@ export function queryString(query: Record<string, QueryValue>): string {
 export function segment(name: string): string {
   return encodeURIComponent(name);
 }
+
+/** The dashboard's pages: slug -> tab title (the slugs of dashboards/app.py's PAGES). */
+export const DASHBOARD_PAGES: Record<string, string> = {
+  overview: 'Overview',
+  data: 'Data',
+  experiments: 'Experiments',
+  registry: 'Registry & Deploy',
+  gpus: 'GPUs'
+};
+
+/**
+ * The URL a main-area tab loads for a dashboard `page` (unknown pages: the
+ * overview): the page alone, without the dashboard's own navigation.
+ */
+export function dashboardUrl(baseUrl: string, page: string): string {
+  const slug = page in DASHBOARD_PAGES ? page : 'overview';
+  const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
+  return `${base}workbench/dashboard/open${queryString({ page: slug, embed: 'true' })}`;
+}

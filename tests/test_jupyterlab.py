@@ -258,7 +258,9 @@ def test_settings_schema_is_served(lab: Lab):
     response = lab.api("GET", "lab/api/settings/@mlworkbench/jupyterlab:plugin")
     assert response.status_code == 200
     properties = response.json()["schema"]["properties"]
-    assert {"refreshInterval", "gpuInterval", "gpuHistoryPoints"} <= set(properties)
+    assert {"refreshInterval", "gpuInterval", "gpuHistoryPoints", "workspace", "trackingUri", "gpuSource"} <= set(
+        properties
+    )
 
 
 # ---------------------------------------------------------------- panels
@@ -592,6 +594,28 @@ def test_dashboard_pages_open_as_main_area_tabs_through_jupyter_auth(page, lab: 
     network = [url for url in requested if not url.startswith(("data:", "blob:", "about:"))]
     origins = {re.sub(r"^(wss?|https?)://([^/]+).*$", r"\2", url) for url in network}
     assert origins == {f"127.0.0.1:{lab.port}"}, origins
+
+
+def test_settings_editor_changes_the_servers_gpu_source_and_back(page, lab: Lab):
+    from playwright.sync_api import expect
+
+    assert lab.api("GET", "workbench/api/settings").json()["gpu_source"] == "simulated"
+    page.locator("#jp-MainMenu").get_by_text("Settings", exact=True).click()
+    page.locator(".lm-Menu-itemLabel", has_text="Settings Editor").click()
+    page.locator(".jp-PluginList-entry", has_text="Workbench").click()
+    field = page.locator("select[id$='gpuSource']")
+    try:
+        field.select_option("none")
+        expect(_open(page, "workbench-gpus")).to_contain_text("No GPUs to show", timeout=30_000)
+        body = lab.api("GET", "workbench/api/settings").json()
+        assert body["overrides"] == {"gpu_source": "none"} and body["gpu_source"] == "none"
+        page.locator(".lm-TabBar-tab", has_text="Settings").click()
+        _shoot(page, "settings-editor")
+    finally:
+        field.select_option("")
+    expect(_open(page, "workbench-gpus").get_by_test_id("gpu-source")).to_contain_text("simulated", timeout=30_000)
+    assert lab.api("GET", "workbench/api/settings").json()["overrides"] == {}
+    page.locator('.lm-TabBar-tab:has-text("Settings") .lm-TabBar-tabCloseIcon').click()
 
 
 def test_palette_lists_every_workbench_command(page):

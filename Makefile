@@ -13,7 +13,7 @@ LABEXT_LINK = $(VENV)/share/jupyter/labextensions/@mlworkbench/jupyterlab
 export MLFLOW_DISABLE_TELEMETRY = true
 export DVC_NO_ANALYTICS = 1
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo test bench lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ demo: install
 ## Lint, then the whole test suite (real MLflow server, real git + DVC repos).
 test: install lint $(LABEXT)/package.json
 	$(PY) -m pytest -q -p no:cacheprovider
+
+## Every benchmark against its baseline (bench/README.md); about 20 minutes on 2 cores.
+bench: install $(LABEXT)/package.json
+	$(PY) bench/run.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: t
 
 import requests
 
+from bench import common
 from bench.make_runs_store import StoreSpec, make_runs_store, sqlite_uri
 from tests.servers import MlflowServer, free_port
 
@@ -177,34 +177,22 @@ def bench_store(runs: int, rounds: int, mlflow_timeout: float, workdir: Path) ->
                     server.start()
         if "mlflow REST" in answers and answers["mlflow REST"] != answers["workbench REST"]:
             raise RuntimeError("Workbench and MLflow returned different runs: the benchmark would be meaningless")
-        medians = {name: statistics.median(values) for name, values in times.items()}
-        baseline = medians["mlflow REST"]
-        return {
-            "runs": runs,
-            "query": {"filter": FILTER, "order_by": ORDER, "max_results": PAGE},
-            "median_s": medians,
-            "spread_s": {name: [min(v), max(v)] for name, v in times.items()},
-            "complete": complete,
-            "same_runs_as_mlflow": answers.get("mlflow REST") == answers.get("workbench REST")
+        return common.result(
+            "runs table",
+            f"{runs:,} runs: first {PAGE} where {FILTER} by {ORDER}",
+            times,
+            baseline="mlflow REST",
+            workbench="workbench REST",
+            complete=complete,
+            runs=runs,
+            query={"filter": FILTER, "order_by": ORDER, "max_results": PAGE},
+            same_runs_as_mlflow=answers.get("mlflow REST") == answers.get("workbench REST")
             if "mlflow REST" in answers
             else None,
-            "ratio_mlflow_rest_over_workbench": baseline / medians["workbench REST"],
-            "ratio_is_lower_bound": not complete["mlflow REST"],
-        }
+        )
     finally:
         jupyter.stop()
         server.stop()
-
-
-def report(result: dict[str, object]) -> str:
-    lines = [f"runs table, {result['runs']:,} runs, first {PAGE} by {ORDER} where {FILTER}"]
-    for name, median in result["median_s"].items():  # type: ignore[union-attr]
-        low, high = result["spread_s"][name]  # type: ignore[index]
-        bound = "" if result["complete"][name] else ">"  # type: ignore[index]
-        lines.append(f"  {name:<16} {bound}{median * 1000:10.1f} ms   (min {low * 1000:.1f}, max {high * 1000:.1f})")
-    sign = ">=" if result["ratio_is_lower_bound"] else ""
-    lines.append(f"  MLflow REST / Workbench REST: {sign}{result['ratio_mlflow_rest_over_workbench']:.0f}x")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, object]]:
@@ -217,7 +205,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory(prefix="bench-runs-") as tmp:
         for runs in args.runs:
             result = bench_store(runs, args.rounds, args.mlflow_timeout, Path(tmp))
-            print(report(result), flush=True)
+            print(common.table([result]), flush=True)
             results.append(result)
     return results
 

@@ -453,7 +453,9 @@ def test_insert_code_puts_a_model_loading_cell_in_the_notebook(page, lab: Lab):
         row.click()
         panel.get_by_test_id("insert-run-code").click()
         cell = page.locator(".jp-NotebookPanel .jp-Cell").last
-        expect(cell).to_contain_text(f'mlflow.pyfunc.load_model("runs:/{run_id}/model")')
+        (logged,) = lab.api("GET", f"workbench/api/runs/{run_id}").json()["models"]
+        assert logged["name"] == "model" and logged["uri"] == f"models:/{logged['model_id']}"
+        expect(cell).to_contain_text(f'mlflow.pyfunc.load_model("{logged["uri"]}")')
         expect(cell).to_contain_text(f'mlflow.set_tracking_uri("{lab_tracking_uri(lab)}")')
         panel.get_by_role("button", name="Clear").click()
         _shoot(page, "insert-code")

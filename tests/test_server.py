@@ -135,6 +135,8 @@ async def test_workspace_data_and_experiment_routes(jp_fetch, demo_workspace):
     run_id = page["runs"][0]["run_id"]
     status, run = await call(jp_fetch, f"runs/{run_id}")
     assert status == 200 and run["lineage"]["commit"]
+    (logged,) = run["models"]  # the demo logs one model per run, MLflow 3 style
+    assert logged["name"] == "model" and logged["uri"] == f"models:/{logged['model_id']}"
     assert "classification_report.json" in {a["path"] for a in run["artifacts"]}
     status, history = await call(jp_fetch, f"runs/{run_id}/metrics/val_accuracy")
     assert status == 200 and len(history) >= 40

@@ -175,6 +175,24 @@ def test_get_run(tracked):
     running = tracking.get_run(tracked.fast, tracked.runs["c"])
     assert running.status == "RUNNING" and running.end_time is None
     assert running.artifacts == [] and running.lineage is None
+    assert detail.models == [] and running.models == []  # neither logged a model
+
+
+def test_get_run_lists_the_models_it_logged_oldest_first(tracked):
+    from mlflow import MlflowClient
+
+    mlflow_client = MlflowClient(tracked.fast.tracking_uri)
+    run_id = tracked.runs["b"]
+    experiment_id = mlflow_client.get_run(run_id).info.experiment_id
+    first = mlflow_client.create_logged_model(experiment_id, name="encoder", source_run_id=run_id)
+    second = mlflow_client.create_logged_model(experiment_id, name="classifier", source_run_id=run_id)
+    mlflow_client.create_logged_model(experiment_id, name="unrelated")  # no source run: not this run's
+
+    detail = tracking.get_run(tracked.fast, run_id)
+    assert [(m.name, m.model_id, m.uri) for m in detail.models] == [
+        ("encoder", first.model_id, f"models:/{first.model_id}"),
+        ("classifier", second.model_id, f"models:/{second.model_id}"),
+    ]
 
 
 def test_get_run_matches_search_rows(tracked, any_settings):
@@ -359,3 +377,57 @@ def test_embedded_store_uses_the_fast_path(tmp_path):
     assert {e.name: e.run_count for e in tracking.list_experiments(settings)}["local"] == 3
     detail = tracking.get_run(settings, page.runs[0].run_id)
     assert detail.params == {"i": "2"} and detail.metrics == {"acc": 0.9}
+
+
+# -- metrics: direction, default, curves ---------------------------------------
+
+
+def test_metric_direction_and_default_metric():
+    assert tracking.lower_is_better("val_loss") and tracking.lower_is_better("rmse")
+    assert not tracking.lower_is_better("accuracy")
+    assert tracking.primary_metric(["f1", "accuracy", "loss"]) == "accuracy"
+    assert tracking.primary_metric(["zeta", "beta"]) == "beta"
+    assert tracking.primary_metric([]) is None
+    assert tracking.metric_order("accuracy") == "metrics.`accuracy` DESC"
+    assert tracking.metric_order("val loss") == "metrics.`val loss` ASC"
+
+
+def test_longest_metric_prefers_histories_over_single_values():
+    curves = {
+        "accuracy": {"a": ([0], [0.9]), "b": ([0], [0.8])},
+        "val_accuracy": {"a": ([0, 1, 2], [0.1, 0.5, 0.9]), "b": ([0, 1, 2], [0.2, 0.4, 0.8])},
+        "train_loss": {"a": ([0, 1, 2], [3, 2, 1]), "b": ([0, 1, 2], [3, 2, 1])},
+    }
+    assert tracking.longest_metric(curves) == "val_accuracy"  # a tie of histories: the familiar name
+    assert tracking.longest_metric({}) is None
+
+
+def test_metric_curves_agree_with_mlflow_on_the_demo_workspace(demo_workspace):
+    settings = load_settings(demo_workspace)
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+    experiment = client.get_experiment_by_name("wine-quality")
+    runs = client.search_runs([experiment.experiment_id], order_by=["metrics.accuracy DESC"])
+
+    two = tracking.metric_curves(settings, [_summary(runs[0]), _summary(runs[1])])
+    history = client.get_metric_history(runs[0].info.run_id, "val_accuracy")
+    steps, values = two["val_accuracy"][runs[0].info.run_id]
+    assert steps == [p.step for p in history] and values == [p.value for p in history]
+    one = tracking.metric_curves(settings, [_summary(runs[0])])
+    assert one["val_accuracy"][runs[0].info.run_id] == (steps, values)
+
+
+def _summary(run) -> tracking.RunSummary:
+    return tracking.RunSummary(
+        run.info.run_id,
+        run.info.run_name,
+        run.info.experiment_id,
+        run.info.status,
+        run.info.start_time,
+        run.info.end_time,
+        run.info.user_id,
+        run.info.lifecycle_stage,
+        run.info.artifact_uri,
+        dict(run.data.params),
+        dict(run.data.metrics),
+        dict(run.data.tags),
+    )

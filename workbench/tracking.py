@@ -1,4 +1,4 @@
-"""Experiments and runs: list, search, inspect, compare.
+"""Experiments and runs: list, search, inspect, compare; which metric ranks runs, and its curves.
 
 The service behind every experiments view (JupyterLab panels, dashboards,
 magics, CLI). Reads only; writes go through MLflow's API elsewhere.
@@ -94,6 +94,16 @@ class Artifact:
 
 
 @dataclass
+class LoggedModelInfo:
+    """A model the run logged (MLflow 3's logged models): load it with ``mlflow.pyfunc.load_model(uri)``."""
+
+    name: str
+    model_id: str
+    uri: str  # "models:/<model_id>"
+    status: str | None = None
+
+
+@dataclass
 class RunDetail(RunSummary):
     """A run with its artifacts (top level and one level into folders) and its data/code lineage."""
 
@@ -101,6 +111,8 @@ class RunDetail(RunSummary):
     # why the artifacts could not be listed (the artifact store did not answer...), else None
     artifacts_error: str | None = None
     lineage: Lineage | None = None
+    # the models this run logged, oldest first (empty: it logged none)
+    models: list[LoggedModelInfo] = field(default_factory=list)
 
 
 @dataclass
@@ -278,13 +290,21 @@ def get_run(settings: Settings, run_id: str) -> RunDetail:
     mlflow_client = client(settings)
     with mlflow_errors(settings.tracking_uri, f"run {run_id}"):
         run = mlflow_client.get_run(run_id)
+        logged = mlflow_client.search_logged_models(
+            experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"
+        )
     summary = _summary(run)
     artifacts, artifacts_error = _list_artifacts(settings, mlflow_client, run_id)
+    models = [
+        LoggedModelInfo(m.name, m.model_id, f"models:/{m.model_id}", str(m.status) if m.status is not None else None)
+        for m in sorted(logged, key=lambda m: m.creation_timestamp or 0)
+    ]
     return RunDetail(
         **{f.name: getattr(summary, f.name) for f in dataclasses.fields(RunSummary)},
         artifacts=artifacts,
         artifacts_error=artifacts_error,
         lineage=lineage_from_tags(summary.tags),
+        models=models,
     )
 
 
@@ -330,6 +350,74 @@ def compare_runs(settings: Settings, run_ids: list[str]) -> RunComparison:
             "values": {run_id: [values.get(step) for step in steps] for run_id, values in per_run.items()},
         }
     return RunComparison(runs=runs, params_differ=params_differ, metrics=metrics)
+
+
+# -- metrics: which is better, which to rank by, their curves ----------------
+
+# Metric names that usually rank runs, best first; the first present is the default.
+PREFERRED_METRICS = ("accuracy", "val_accuracy", "f1", "auc", "r2", "val_loss", "loss", "rmse", "mae")
+# A metric whose name holds one of these is better when lower.
+_LOWER_IS_BETTER = ("loss", "error", "err", "rmse", "mse", "mae", "perplexity", "latency", "time")
+
+Series = tuple[list[int], list[float]]  # steps, values
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether smaller values of ``metric`` are better (losses and errors), judged by its name."""
+    name = metric.lower()
+    return any(word in name for word in _LOWER_IS_BETTER)
+
+
+def primary_metric(keys: list[str] | set[str]) -> str | None:
+    """The metric to rank runs by when nobody chose one: a familiar name, else the first alphabetically."""
+    present = set(keys)
+    for name in PREFERRED_METRICS:
+        if name in present:
+            return name
+    return min(present) if present else None
+
+
+def metric_order(metric: str, best_first: bool = True) -> str:
+    """An MLflow ``order_by`` clause for ``metric`` (quoted, so any key works), best or worst first."""
+    descending = (not lower_is_better(metric)) == best_first
+    return f"metrics.`{metric}` {'DESC' if descending else 'ASC'}"
+
+
+def metric_curves(settings: Settings, runs: list[RunSummary]) -> dict[str, dict[str, Series]]:
+    """Every metric history of the runs: ``{metric: {run_id: (steps, values)}}``.
+
+    Two or more runs go through :func:`compare_runs` (one query on the fast
+    path, whatever the history length); a single run through
+    :func:`metric_history`, one call per metric.
+    """
+    ids = list(dict.fromkeys(r.run_id for r in runs))
+    if not ids:
+        return {}
+    if len(ids) == 1:
+        curves: dict[str, dict[str, Series]] = {}
+        for key in runs[0].metrics:
+            points = metric_history(settings, ids[0], key)
+            curves[key] = {ids[0]: ([p.step for p in points], [p.value for p in points])}
+        return curves
+    comparison = compare_runs(settings, ids)
+    curves = {}
+    for key, aligned in comparison.metrics.items():
+        per_run = {}
+        for run_id, values in aligned["values"].items():
+            pairs = [(step, value) for step, value in zip(aligned["steps"], values, strict=True) if value is not None]
+            if pairs:
+                per_run[run_id] = ([p[0] for p in pairs], [p[1] for p in pairs])
+        curves[key] = per_run
+    return curves
+
+
+def longest_metric(curves: dict[str, dict[str, Series]]) -> str | None:
+    """The metric with the most points over all runs (ties: the :func:`primary_metric` of those)."""
+    points = {key: sum(len(steps) for steps, _values in per_run.values()) for key, per_run in curves.items()}
+    if not points:
+        return None
+    most = max(points.values())
+    return primary_metric([key for key, n in points.items() if n == most])
 
 
 # -- helpers -------------------------------------------------------------------

@@ -36,7 +36,8 @@ import {
   ModelDetail,
   ModelInfo,
   PredictionResult,
-  PromotionComparison
+  PromotionComparison,
+  RunDetail
 } from './types';
 import { DASHBOARD_PAGES, segment } from './url';
 
@@ -215,7 +216,37 @@ export function registerCommands(ctx: CommandContext): void {
     isEnabled: args => text(args, 'runId') !== null || selection.ids.length === 1,
     execute: async args => {
       const runId = text(args, 'runId') ?? selection.ids[0];
-      return insertCode(runModelSnippet(runId, await model.trackingUri()), 'experiments');
+      const run = await attempt('experiments', () => requestAPI<RunDetail>(`runs/${segment(runId)}`));
+      if (!run) {
+        return false;
+      }
+      if (run.models.length === 0) {
+        model.setActionError(
+          'experiments',
+          new WorkbenchError(
+            `Run ${run.run_name || runId} logged no model`,
+            'Pick a run that logged one (mlflow.<flavor>.log_model(..., name="model")), or load its artifacts instead.',
+            'no_model',
+            0
+          )
+        );
+        return false;
+      }
+      // the newest model the run logged, or the one the user picks when there are several
+      let chosen = run.models[run.models.length - 1];
+      if (run.models.length > 1) {
+        const name = await pick(
+          'Model of this run',
+          'Model',
+          run.models.map(m => `${m.name} (${m.model_id})`).reverse()
+        );
+        const found = run.models.find(m => `${m.name} (${m.model_id})` === name);
+        if (!found) {
+          return false;
+        }
+        chosen = found;
+      }
+      return insertCode(runModelSnippet(runId, chosen.uri, await model.trackingUri()), 'experiments');
     }
   });
 

@@ -88,14 +88,14 @@ function pyString(text: string): string {
   return JSON.stringify(text);
 }
 
-/** Notebook code that loads a run's logged model (`artifactPath` inside the run). */
-export function runModelSnippet(runId: string, trackingUri: string | null, artifactPath = 'model'): string {
+/** Notebook code that loads a model the run logged (`modelUri`: `models:/<model_id>`), with the run. */
+export function runModelSnippet(runId: string, modelUri: string, trackingUri: string | null): string {
   return [
     'import mlflow',
     '',
     ...(trackingUri ? [`mlflow.set_tracking_uri(${pyString(trackingUri)})`] : []),
     `run = mlflow.get_run(${pyString(runId)})`,
-    `model = mlflow.pyfunc.load_model(${pyString(`runs:/${runId}/${artifactPath}`)})`,
+    `model = mlflow.pyfunc.load_model(${pyString(modelUri)})`,
     'run.data.metrics, model'
   ].join('\n');
 }

@@ -121,6 +121,19 @@ export interface RunSummary {
   tags: Record<string, string>;
 }
 
+/** A model a run logged (MLflow 3 logged models); `uri` loads it: `models:/<model_id>`. */
+export interface LoggedModelInfo {
+  name: string;
+  model_id: string;
+  uri: string;
+  status: string | null;
+}
+
+/** The parts of `GET runs/{id}` the panels use. */
+export interface RunDetail extends RunSummary {
+  models: LoggedModelInfo[];
+}
+
 export interface RunsPage {
   runs: RunSummary[];
   next_page_token: string | null;

@@ -60,10 +60,11 @@ test('the next page is fetched near the end of what is loaded, once at a time', 
 });
 
 test('snippets load the model and quote what they embed', () => {
-  const code = runModelSnippet('abc123', 'sqlite:////ws/.workbench/mlflow.db');
+  const code = runModelSnippet('abc123', 'models:/m-0f1e', 'sqlite:////ws/.workbench/mlflow.db');
   assert.match(code, /mlflow\.set_tracking_uri\("sqlite:\/\/\/\/ws\/\.workbench\/mlflow\.db"\)/);
-  assert.match(code, /mlflow\.pyfunc\.load_model\("runs:\/abc123\/model"\)/);
-  assert.doesNotMatch(runModelSnippet('abc', null), /set_tracking_uri/);
+  assert.match(code, /mlflow\.get_run\("abc123"\)/);
+  assert.match(code, /mlflow\.pyfunc\.load_model\("models:\/m-0f1e"\)/);
+  assert.doesNotMatch(runModelSnippet('abc', 'models:/m-1', null), /set_tracking_uri/);
   assert.match(registeredModelSnippet('wine-classifier', '1', null), /"models:\/wine-classifier\/1"/);
   assert.match(registeredModelSnippet('wine-classifier', 'champion', null), /"models:\/wine-classifier@champion"/);
   assert.match(registeredModelSnippet('a"b', 'champion', 'http://x'), /"models:\/a\\"b@champion"/);

@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench import audit, jobs
+from workbench import _status_cache, audit, jobs
 from workbench.config import Settings
 from workbench.errors import (
     BackendUnavailable,
@@ -243,7 +243,7 @@ class ParamsMetrics:
 # ---------------------------------------------------------------- read side
 
 
-def status(settings: Settings, *, remote: bool = False, untracked: bool = False) -> DataStatus:
+def status(settings: Settings, *, remote: bool = False, untracked: bool = False, fresh: bool = False) -> DataStatus:
     """Tracked outputs with status badges, without taking DVC's repository lock.
 
     ``remote=True`` also checks which recorded versions are missing from the
@@ -253,10 +253,38 @@ def status(settings: Settings, *, remote: bool = False, untracked: bool = False)
     asks the remote itself: DVC's cached index of the remote misses pushes
     made since it was built, even DVC's own.
     ``untracked=True`` lists untracked files as git sees them.
+
+    Refreshes are cheap while nothing changed: the last answer is kept in
+    this process with a stat fingerprint of everything it depends on (work
+    tree, git, DVC cache, config, a local remote's folder) and returned again
+    while the fingerprint holds; any change makes DVC compute a new one
+    (:mod:`workbench._status_cache` says exactly what is watched, and when an
+    answer is never reused, e.g. ``remote=True`` with a cloud remote).
+    ``fresh=True`` skips that check: DVC computes the answer, which is kept.
     """
     root = _dvc_root(settings)
+    return _status_cache.CACHE.get(
+        (os.fspath(root), remote, untracked, settings.dvc_remote),
+        root,
+        settings.state_dir,
+        lambda watch: _compute_status(root, settings, remote=remote, untracked=untracked, watch=watch),
+        fresh=fresh,
+    )
+
+
+def _compute_status(
+    root: Path,
+    settings: Settings,
+    *,
+    remote: bool,
+    untracked: bool,
+    watch: Callable[[Repo, str | None], None] | None = None,
+) -> DataStatus:
+    """:func:`status` as DVC computes it; ``watch(repo, remote_name)`` runs before DVC reads the work tree."""
     with _open(root) as repo:
         remote_name = _remote_name(repo, settings.dvc_remote) if remote else None
+        if watch is not None:
+            watch(repo, remote_name)
         raw = repo.data_status(
             untracked_files="normal" if untracked else "no",
             not_in_remote=remote,

@@ -10,7 +10,7 @@ from typing import Any
 import panel as pn
 
 from dashboards import format as fmt
-from dashboards import plots, shaping
+from dashboards import plots
 from dashboards.components import Banner, JobProgress, Section, html_pane, kpis, run_action, table
 from dashboards.page import Page
 from workbench import data, jobs
@@ -203,9 +203,7 @@ class DataPage(Page):
     def _render_pipeline(self, pipeline: data.Pipeline) -> list[Any]:
         if not pipeline.stages:
             return [Banner(title="No pipeline", text="Add stages with `dvc stage add` (dvc.yaml).", tone="muted")]
-        positions = shaping.pipeline_layout(
-            [s.name for s in pipeline.stages], [(e.stage, e.upstream) for e in pipeline.edges]
-        )
+        positions = pipeline_layout([s.name for s in pipeline.stages], [(e.stage, e.upstream) for e in pipeline.edges])
         stale = [s for s in pipeline.stages if s.stale]
         headline = (
             Banner(title=f"{len(stale)} stale: " + ", ".join(s.name for s in stale), tone="warn", testid="stale")
@@ -233,3 +231,34 @@ class DataPage(Page):
             html_pane(f'<div class="wb-muted">{legend}</div>'),
             html_pane(table(["stage", "status", "what changed", "command", "outputs"], rows, testid="stages")),
         ]
+
+
+def pipeline_layout(stages: list[str], edges: list[tuple[str, str]]) -> dict[str, tuple[float, float]]:
+    """Positions for drawing a pipeline left to right.
+
+    ``edges`` are ``(stage, upstream)`` pairs as :class:`workbench.data.PipelineEdge`
+    has them. A stage's column is the length of the longest chain of
+    upstreams before it; stages of one column are spread vertically around 0.
+    """
+    upstreams: dict[str, set[str]] = {name: set() for name in stages}
+    for stage, upstream in edges:
+        upstreams.setdefault(stage, set()).add(upstream)
+        upstreams.setdefault(upstream, set())
+    column: dict[str, int] = {}
+
+    def depth(name: str, seen: frozenset[str] = frozenset()) -> int:
+        if name not in column:
+            parents = [u for u in upstreams[name] if u not in seen]  # a cycle would be a DVC error; never loop
+            column[name] = 1 + max((depth(u, seen | {name}) for u in parents), default=-1)
+        return column[name]
+
+    for name in upstreams:
+        depth(name)
+    by_column: dict[int, list[str]] = {}
+    for name in sorted(upstreams):
+        by_column.setdefault(column[name], []).append(name)
+    positions = {}
+    for x, names in by_column.items():
+        for i, name in enumerate(names):
+            positions[name] = (float(x), (len(names) - 1) / 2 - i)
+    return positions

@@ -17,7 +17,7 @@ import pandas as pd
 import panel as pn
 
 from dashboards import format as fmt
-from dashboards import plots, shaping
+from dashboards import plots
 from dashboards.components import Banner, Section, html_pane
 from dashboards.page import Page
 from workbench import tracking
@@ -98,7 +98,7 @@ class ExperimentsPage(Page):
         self._syncing_metric = False
         self._metric_picked = False
         self._history_of: list[str] | None = None  # the run ids whose histories are in _histories
-        self._histories: dict[str, dict[str, shaping.Series]] = {}
+        self._histories: dict[str, dict[str, tracking.Series]] = {}
 
         self.runs = Section(
             "Runs",
@@ -252,7 +252,7 @@ class ExperimentsPage(Page):
         select.options = keys
         if current in keys:
             return
-        select.value = shaping.primary_metric(keys)
+        select.value = tracking.primary_metric(keys)
 
     # ------------------------------------------------------------------ curves
 
@@ -267,11 +267,11 @@ class ExperimentsPage(Page):
         selected = self._selected()
         ids = [r.run_id for r in selected]
         if ids != self._history_of:
-            self._histories = shaping.metric_curves(self.settings, selected)
+            self._histories = tracking.metric_curves(self.settings, selected)
             self._history_of = ids
         histories = self._histories
         chosen = self.metric.value if self._metric_picked else None
-        metric = chosen if chosen in histories else shaping.longest_metric(histories)
+        metric = chosen if chosen in histories else tracking.longest_metric(histories)
         view = CurvesView(selected, sorted(histories), metric)
         if selected and metric and histories.get(metric):
             names = {r.run_id: r.run_name or r.run_id[:8] for r in selected}

@@ -15,10 +15,9 @@ import holoviews as hv
 import panel as pn
 
 from dashboards import format as fmt
-from dashboards import shaping
 from dashboards.components import Banner, Section, bar, html_pane, kpis, table
 from dashboards.page import Page
-from workbench import data, gpu
+from workbench import data, gpu, overview
 from workbench.config import Settings
 from workbench.gpu.model import GpuSample
 
@@ -34,17 +33,17 @@ class OverviewPage(Page):
         super().__init__(settings, **params)
         self.gpu_source = gpu_source
         self.recent = Section(
-            "Runs in the last 7 days", lambda: shaping.recent_runs(self.settings), self._render_recent
+            "Runs in the last 7 days", lambda: overview.recent_runs(self.settings), self._render_recent
         )
         self.best = Section(
             "Best run per experiment",
-            lambda: shaping.best_runs(self.settings),
+            lambda: overview.best_runs(self.settings),
             self._render_best,
             subtitle="Ranked by each experiment's main metric (losses: lowest wins).",
         )
         self.models = Section(
             "Champion models",
-            lambda: shaping.champions(self.settings),
+            lambda: overview.champions(self.settings),
             self._render_models,
             subtitle="The version each model's @champion alias names, and the deployments serving the model.",
         )
@@ -59,7 +58,7 @@ class OverviewPage(Page):
 
     # ------------------------------------------------------------------ runs
 
-    def _render_recent(self, recent: shaping.RecentRuns) -> list[Any]:
+    def _render_recent(self, recent: overview.RecentRuns) -> list[Any]:
         total = f"{fmt.number(recent.total)}{'+' if recent.capped else ''}"
         statuses = " ".join(f"{fmt.badge(status)} {fmt.number(count)}" for status, count in recent.by_status.items())
         bars = hv.Bars(
@@ -79,7 +78,7 @@ class OverviewPage(Page):
             pn.pane.HoloViews(bars, sizing_mode="stretch_width", margin=(4, 0)),
         ]
 
-    def _render_best(self, best: list[shaping.BestRun]) -> Any:
+    def _render_best(self, best: list[overview.BestRun]) -> Any:
         if not best:
             return Banner(title="No runs yet", text="Log a run with MLflow, or build the demo: workbench demo.")
         counted = any(b.runs is not None for b in best)  # run counts come with the fast path only
@@ -103,7 +102,7 @@ class OverviewPage(Page):
 
     # ------------------------------------------------------------------ models
 
-    def _render_models(self, models: list[shaping.ModelHealth]) -> list[Any]:
+    def _render_models(self, models: list[overview.ModelHealth]) -> list[Any]:
         if not models:
             return [Banner(title="No registered models", text="Register a model version from a run to see it here.")]
         deployed = sum(len(m.deployments) for m in models)

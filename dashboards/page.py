@@ -9,13 +9,29 @@ shown; :meth:`Page.refresh` loads everything again.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, ClassVar
 
 import panel as pn
 
-from dashboards import shaping
 from dashboards.components import Section, warm_up
+from workbench import data, registry, tracking
 from workbench.config import Settings
+from workbench.errors import WorkbenchError
+
+
+def first_calls(settings: Settings) -> None:
+    """Make the first calls into MLflow and DVC one after another (they import their backends on first use).
+
+    Errors are left for the pages to show; only the imports matter here.
+    """
+    for first_call in (
+        lambda: tracking.search_runs(settings, max_results=1),
+        lambda: registry.list_models(settings),
+        lambda: data.status(settings),
+    ):
+        with contextlib.suppress(WorkbenchError):
+            first_call()
 
 
 class Page(pn.viewable.Viewer):
@@ -41,7 +57,7 @@ class Page(pn.viewable.Viewer):
     def refresh(self) -> None:
         """Load every section again (each in the background, each with its own spinner)."""
         self._loaded = True
-        warm_up(lambda: shaping.warm_up(self.settings))
+        warm_up(lambda: first_calls(self.settings))
         for section in self.sections:
             section.refresh()
 

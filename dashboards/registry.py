@@ -11,7 +11,6 @@ from typing import Any
 import panel as pn
 
 from dashboards import format as fmt
-from dashboards import shaping
 from dashboards.components import (
     Banner,
     JobProgress,
@@ -23,7 +22,7 @@ from dashboards.components import (
     table,
 )
 from dashboards.page import Page
-from workbench import deploy, jobs, registry
+from workbench import deploy, jobs, overview, registry, tracking
 from workbench.config import Settings
 from workbench.errors import InvalidInput
 
@@ -107,7 +106,7 @@ class PromoteFlow(pn.viewable.Viewer):
         now = f"v{current.version}" if current else "nobody"
         rows = []
         for m in comparison.metrics:
-            better = m.delta is not None and m.delta != 0 and (m.delta < 0) == shaping.lower_is_better(m.key)
+            better = m.delta is not None and m.delta != 0 and (m.delta < 0) == tracking.lower_is_better(m.key)
             worse = m.delta is not None and m.delta != 0 and not better
             tone = "color:#1f7a45" if better else "color:#b3261e" if worse else ""
             rows.append(
@@ -273,7 +272,7 @@ class RegistryPage(Page):
     def __init__(self, settings: Settings, **params: Any) -> None:
         super().__init__(settings, **params)
         self.model = pn.widgets.Select(label="Model", options=[], width=260)
-        self.models = Section("Registered models", lambda: shaping.champions(self.settings), self._render_models)
+        self.models = Section("Registered models", lambda: overview.champions(self.settings), self._render_models)
         self.versions = Section(
             "Versions",
             self._load_versions,
@@ -327,7 +326,7 @@ class RegistryPage(Page):
 
     # ------------------------------------------------------------------ models and versions
 
-    def _render_models(self, models: list[shaping.ModelHealth]) -> list[Any]:
+    def _render_models(self, models: list[overview.ModelHealth]) -> list[Any]:
         names = [m.model.name for m in models]
         if self.model.options != names:
             self.model.options = names
@@ -372,7 +371,7 @@ class RegistryPage(Page):
         if name is None:
             return Banner(title="Pick a model", tone="muted")
         self.promote.set_model(name, versions)
-        metric = shaping.primary_metric({k for v in versions for k in v.metrics})
+        metric = tracking.primary_metric({k for v in versions for k in v.metrics})
         rows = []
         for v in versions:
             aliases = " ".join(fmt.badge(f"@{a}", "ok" if a == "champion" else "info") for a in v.aliases)

@@ -1,8 +1,9 @@
-"""The dashboard without a browser: formatting, data shaping, plots, sections, pages inline, serving rules.
+"""The dashboard without a browser: formatting, pipeline layout, plots, sections, pages inline, serving rules.
 
 Pages are driven as a notebook would (no server: a section's background load
-runs to completion before ``refresh()`` returns); the shaping functions run
-against the real demo workspace and are checked against MLflow's own client.
+runs to completion before ``refresh()`` returns). The records the pages show
+come from the services and are tested with them (tests/test_tracking.py,
+tests/test_overview.py).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import requests
 from click.testing import CliRunner
 
 from dashboards import format as fmt
-from dashboards import plots, shaping
+from dashboards import plots
 from dashboards.app import check_bind, is_loopback, serve
 from dashboards.cli import dashboard
 from dashboards.components import Section
+from dashboards.data import pipeline_layout
 from dashboards.gpus import GpuPage
 from dashboards.overview import OverviewPage
 from workbench import gpu
@@ -76,34 +78,14 @@ def test_badges_colour_states_by_what_they_mean():
     assert "&lt;b&gt;" in fmt.badge("<b>")  # text is escaped
 
 
-# ----------------------------------------------------------------------------- shaping, pure
-
-
-def test_metric_direction_and_default_metric():
-    assert shaping.lower_is_better("val_loss") and shaping.lower_is_better("rmse")
-    assert not shaping.lower_is_better("accuracy")
-    assert shaping.primary_metric(["f1", "accuracy", "loss"]) == "accuracy"
-    assert shaping.primary_metric(["zeta", "beta"]) == "beta"
-    assert shaping.primary_metric([]) is None
-    assert shaping.metric_order("accuracy") == "metrics.`accuracy` DESC"
-    assert shaping.metric_order("val loss") == "metrics.`val loss` ASC"
-
-
-def test_longest_metric_prefers_histories_over_single_values():
-    curves = {
-        "accuracy": {"a": ([0], [0.9]), "b": ([0], [0.8])},
-        "val_accuracy": {"a": ([0, 1, 2], [0.1, 0.5, 0.9]), "b": ([0, 1, 2], [0.2, 0.4, 0.8])},
-        "train_loss": {"a": ([0, 1, 2], [3, 2, 1]), "b": ([0, 1, 2], [3, 2, 1])},
-    }
-    assert shaping.longest_metric(curves) == "val_accuracy"  # a tie of histories: the familiar name
-    assert shaping.longest_metric({}) is None
+# ----------------------------------------------------------------------------- pipeline layout
 
 
 def test_pipeline_layout_puts_each_stage_right_of_its_upstreams():
     edges = [("prepare", "data.dvc"), ("train", "prepare"), ("evaluate", "train"), ("evaluate", "prepare")]
-    positions = shaping.pipeline_layout(["data.dvc", "prepare", "train", "evaluate"], edges)
+    positions = pipeline_layout(["data.dvc", "prepare", "train", "evaluate"], edges)
     assert [positions[n][0] for n in ("data.dvc", "prepare", "train", "evaluate")] == [0, 1, 2, 3]
-    branched = shaping.pipeline_layout(["a", "b", "c"], [("b", "a"), ("c", "a")])
+    branched = pipeline_layout(["a", "b", "c"], [("b", "a"), ("c", "a")])
     assert branched["b"][0] == branched["c"][0] == 1
     assert branched["b"][1] != branched["c"][1]  # side by side, not on top of each other
 
@@ -189,54 +171,6 @@ def test_pages_work_inline_without_a_server(demo_workspace):
     assert "GPU monitoring is turned off" in _text(gpus)
     assert not gpus.live_running  # nothing to stream without readings
     gpu.close_samplers()
-
-
-# ----------------------------------------------------------------------------- shaping on the demo workspace
-
-
-def test_shaping_agrees_with_mlflow_on_the_demo_workspace(demo_workspace):
-    from mlflow import MlflowClient
-
-    settings = load_settings(demo_workspace)
-    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
-    experiment = client.get_experiment_by_name("wine-quality")
-    runs = client.search_runs([experiment.experiment_id], order_by=["metrics.accuracy DESC"])
-
-    recent = shaping.recent_runs(settings)
-    assert recent.total == len(runs) == 6 and not recent.capped
-    assert recent.by_status == {"FINISHED": 6}
-    assert sum(n for _day, n in recent.per_day) == 6 and len(recent.per_day) == 7
-
-    (best,) = shaping.best_runs(settings)
-    assert (best.experiment, best.metric) == ("wine-quality", "accuracy")
-    assert best.value == runs[0].data.metrics["accuracy"]
-
-    (model,) = shaping.champions(settings)
-    assert model.version == str(client.get_registered_model("wine-classifier").aliases["champion"])
-
-    two = shaping.metric_curves(settings, [_summary(runs[0]), _summary(runs[1])])
-    history = client.get_metric_history(runs[0].info.run_id, "val_accuracy")
-    steps, values = two["val_accuracy"][runs[0].info.run_id]
-    assert steps == [p.step for p in history] and values == [p.value for p in history]
-    one = shaping.metric_curves(settings, [_summary(runs[0])])
-    assert one["val_accuracy"][runs[0].info.run_id] == (steps, values)
-
-
-def _summary(run) -> RunSummary:
-    return RunSummary(
-        run.info.run_id,
-        run.info.run_name,
-        run.info.experiment_id,
-        run.info.status,
-        run.info.start_time,
-        run.info.end_time,
-        run.info.user_id,
-        run.info.lifecycle_stage,
-        run.info.artifact_uri,
-        dict(run.data.params),
-        dict(run.data.metrics),
-        dict(run.data.tags),
-    )
 
 
 # ----------------------------------------------------------------------------- serving rules

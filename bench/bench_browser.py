@@ -89,7 +89,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -110,7 +109,7 @@ from bench import common
 from bench.bench_runs import JupyterServer
 from bench.make_runs_store import DEFAULT_CACHE, StoreSpec, make_runs_store, sqlite_uri
 from tests.browser import RequestLog, launch_chromium, open_page
-from tests.servers import MlflowServer, free_port
+from tests.servers import MlflowServer, free_port, stop_process_group
 
 METRIC = "m1"
 MODEL = "bench-model"
@@ -349,14 +348,7 @@ class Dashboard:
         raise RuntimeError("workbench dashboard did not listen in 90 s")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=15)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+        stop_process_group(self.proc)
         self._log.close()
 
 

@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -52,7 +51,7 @@ import tornado.websocket
 
 from bench import common
 from tests.fake_pynvml import FakeGpu, FakeNvml
-from tests.servers import free_port
+from tests.servers import free_port, stop_process_group
 from workbench.gpu.nvml import NvmlSource, open_nvml
 from workbench.gpu.sampler import Sampler
 
@@ -265,15 +264,7 @@ class JupyterServer:
         return coarse, fine
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process_group(self.proc)
         self._log.close()
 
 

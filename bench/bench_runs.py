@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,7 @@ import requests
 
 from bench import common
 from bench.make_runs_store import StoreSpec, make_runs_store, sqlite_uri
-from tests.servers import MlflowServer, free_port
+from tests.servers import MlflowServer, free_port, stop_process_group
 
 FILTER = "metrics.m0 > 0.5"
 ORDER = "metrics.m1 DESC"
@@ -90,13 +89,7 @@ class JupyterServer:
         return {"Authorization": f"token {self.token}"}
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process_group(self.proc)
         self.log.close()
 
 

@@ -129,6 +129,7 @@ def create_app(settings: Settings, gpu_source: str | None = None) -> pn.template
     ``?embed=true`` from the URL when served.
     """
     pn.extension(*EXTENSIONS, sizing_mode="stretch_width")
+    _local_stylesheets()
     app = WorkbenchApp(settings, gpu_source=gpu_source)
     if pn.state.location is not None:
         pn.state.location.sync(app, {"page": "page", "embed": "embed"})
@@ -142,6 +143,23 @@ def create_app(settings: Settings, gpu_source: str | None = None) -> pn.template
         header_background="#1d3557",
     )
     return template
+
+
+def _local_stylesheets() -> None:
+    """Point this session's component stylesheets at this server before any component exists.
+
+    Panel resolves a component's stylesheet URLs against the document's
+    ``dist_url`` and falls back to its CDN while that is unset; it sets it only
+    when the page is rendered, after this function's session has started
+    building. Sections that fill in from background threads in that window
+    asked the CDN for their CSS (seen under load). Setting it first closes the
+    window; Panel later writes the same value.
+    """
+    from panel.io.resources import get_dist_path
+
+    doc = pn.state.curdoc
+    if doc is not None and pn.state.served:
+        doc._template_variables.setdefault("dist_url", get_dist_path(cdn=False))
 
 
 # ----------------------------------------------------------------------------- serving

@@ -25,6 +25,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_process_group(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """Stop a process started with ``start_new_session=True`` and its children, by its PID.
+
+    SIGTERM to its process group, then SIGKILL if it is still there after ``timeout`` seconds.
+    """
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
 class MlflowServer:
     """An ``mlflow server`` process over a SQLite store in ``folder`` (or the store ``db_uri``)."""
 
@@ -77,14 +93,8 @@ class MlflowServer:
         raise RuntimeError("mlflow server did not answer /health in time")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=15)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+        if self.proc:
+            stop_process_group(self.proc)
         self.proc = None
         if getattr(self, "_log", None):
             self._log.close()

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ from mlflow import MlflowClient
 
 from tests.browser import CHROMIUM_FLAGS, require_chromium
 from tests.conftest import ARTIFACTS
-from tests.servers import MlflowServer, free_port
+from tests.servers import MlflowServer, free_port, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTENSION = ROOT / "extensions" / "jupyterlab"
@@ -125,14 +124,7 @@ class Lab:
         return self.log_path.read_text(errors="replace")[-3000:]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=15)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+        stop_process_group(self.proc)
         self._log.close()
 
 

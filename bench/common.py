@@ -12,8 +12,10 @@ Each result dict has:
 - ``unit``: ``"s"`` for times (the default) or another unit name;
 - ``median`` and ``spread`` (``[min, max]``) per contender, in that unit;
 - ``complete`` per contender: False where a call ran out of time (the median is a lower bound);
+- ``baseline`` and ``workbench``: which contenders the ratio compares;
 - ``ratio``: baseline median / Workbench median (> 1: Workbench is faster),
-  ``ratio_label`` ("dvc status / Workbench") and ``ratio_is_lower_bound``.
+  ``ratio_label`` ("dvc status / Workbench", or a sentence saying what the
+  ratio means) and ``ratio_is_lower_bound``.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ def result(
         "spread": spread,
         "complete": done,
         "samples": {name: len(values) for name, values in samples.items()},
+        "baseline": baseline,
+        "workbench": workbench,
         "ratio": ratio,
         "ratio_label": f"{baseline} / {workbench}",
         "ratio_is_lower_bound": not done[baseline],

@@ -264,6 +264,27 @@ async def test_gpu_snapshot_history_and_stream(jp_fetch, jp_ws_fetch):
     assert status == 200 and len(history) >= 3
 
 
+async def test_gpu_stream_encodes_each_sample_once_for_all_clients(jp_fetch, jp_ws_fetch, monkeypatch):
+    from workbench.server import handlers
+
+    encoded = []
+    real = handlers.to_dict
+
+    def counting(value):
+        encoded.append(getattr(value, "timestamp", None))
+        return real(value)
+
+    monkeypatch.setattr(handlers, "to_dict", counting)
+    clients = [await jp_ws_fetch("workbench", "api", "gpu", "stream") for _ in range(3)]
+    received = [[json.loads(await asyncio.wait_for(ws.read_message(), timeout=10)) for _ in range(4)] for ws in clients]
+    for ws in clients:
+        ws.close()
+    stamps = {message["timestamp"] for messages in received for message in messages}
+    # three clients, one encoding per sample (a sample may be encoded again after a newer one)
+    assert len(encoded) <= len(stamps) + 2, (len(encoded), len(stamps))
+    assert all(len(messages) == 4 for messages in received)
+
+
 async def test_kernel_actions_through_the_server(jp_fetch):
     response = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": "python3"}))
     kernel_id = json.loads(response.body)["id"]

@@ -301,12 +301,27 @@ class StreamHandler(WebSocketMixin, tornado.websocket.WebSocketHandler, JupyterH
             task.cancel()
 
     def send(self, payload: Any) -> None:
+        self.send_text(json.dumps(to_dict(payload)))
+
+    def send_text(self, text: str) -> None:
         with contextlib.suppress(tornado.websocket.WebSocketClosedError):
-            self.write_message(json.dumps(to_dict(payload)))
+            self.write_message(text)
 
 
 class GpuStreamHandler(StreamHandler):
-    """Samples from the one shared sampler, at the client's rate (never faster than the sampler)."""
+    """Samples from the one shared sampler, at the client's rate (never faster than the sampler).
+
+    Every client of a sample gets the same JSON text, encoded once: the newest
+    sample and its encoding are kept (all handlers run on the one event loop).
+    """
+
+    _encoded: tuple[Any, str] | None = None
+
+    @classmethod
+    def encode(cls, sample: Any) -> str:
+        if cls._encoded is None or cls._encoded[0] is not sample:
+            cls._encoded = (sample, json.dumps(to_dict(sample)))
+        return cls._encoded[1]
 
     def open(self) -> None:
         try:
@@ -323,7 +338,7 @@ class GpuStreamHandler(StreamHandler):
             async for sample in samples:
                 if self.ws_connection is None:
                     return
-                self.send(sample)
+                self.send_text(self.encode(sample))
 
 
 class JobsStreamHandler(StreamHandler):

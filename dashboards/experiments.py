@@ -107,7 +107,16 @@ class ExperimentsPage(Page):
             subtitle="Pages come from the server; filter and sort apply to every run, not just this page.",
             tools=[
                 pn.Column(
-                    pn.Row(self.experiment, self.filter, self.sort, self.order, self.page_size),
+                    # wraps on a narrow page (a JupyterLab tab beside the sidebar) instead of clipping
+                    pn.FlexBox(
+                        self.experiment,
+                        self.filter,
+                        self.sort,
+                        self.order,
+                        self.page_size,
+                        flex_wrap="wrap",
+                        sizing_mode="stretch_width",
+                    ),
                     pn.Row(self.previous, self.next, self.position),
                     sizing_mode="stretch_width",
                 )

@@ -58,7 +58,7 @@ import requests
 
 from bench import common
 from tests.servers import MlflowServer, free_port
-from tests.test_deploy import COLUMNS, EXPECTED, PAYLOAD, ROWS, _processes_of
+from tests.test_deploy import EXPECTED, PAYLOAD, _processes_of, register_two_versions
 from workbench import deploy, registry
 from workbench._proxy import VERSION_HEADER
 from workbench.config import load_settings
@@ -68,31 +68,6 @@ MODEL = "bench-deploy"
 BARE = "bare mlflow models serve"
 SWAP_WARMUP_S = 2.0  # the stream runs this long before the alias moves
 SWAP_TAIL_S = 3.0  # and at least this long after the deployment switched
-
-
-def _register(uri: str) -> None:
-    """v1 (labels = column a) and v2 (the opposite), both with an input example; @champion and @live on v1."""
-    import mlflow
-    import pandas as pd
-    from sklearn.linear_model import LogisticRegression
-
-    frame = pd.DataFrame(ROWS, columns=COLUMNS)
-    mlflow.set_tracking_uri(uri)
-    try:
-        for labels in ([0, 1, 0, 1], [1, 0, 1, 0]):
-            with mlflow.start_run():
-                mlflow.sklearn.log_model(
-                    LogisticRegression().fit(frame, labels),
-                    name="model",
-                    pip_requirements=["scikit-learn"],
-                    input_example=frame.head(2),
-                    registered_model_name=MODEL,
-                )
-    finally:
-        mlflow.set_tracking_uri(None)
-    client = mlflow.MlflowClient(uri)
-    for alias in ("champion", "live"):
-        client.set_registered_model_alias(MODEL, alias, "1")
 
 
 def _env(uri: str) -> dict[str, str]:
@@ -459,7 +434,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             (workspace / "workbench.toml").write_text(f'tracking_uri = "{server.uri}"\n')
             settings = load_settings(workspace, tracking_uri=server.uri)
             try:
-                _register(server.uri)
+                register_two_versions(server.uri, MODEL)
                 if "healthy" in args.cases:
                     results += time_to_healthy(server.uri, workspace, folder, max(1, args.rounds))
                 if "swap" in args.cases:

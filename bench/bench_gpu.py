@@ -51,7 +51,7 @@ import tornado.websocket
 
 from bench import common
 from tests.fake_pynvml import FakeGpu, FakeNvml
-from tests.servers import free_port, stop_process_group
+from tests.servers import free_port, stop_process_group, wait_for_url
 from workbench.gpu.nvml import NvmlSource, open_nvml
 from workbench.gpu.sampler import Sampler
 
@@ -223,19 +223,13 @@ class JupyterServer:
         self.proc = subprocess.Popen(
             command, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.stop()
-                raise RuntimeError(f"jupyter server exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                if requests.get(f"{self.url}/api/status", headers=self.headers, timeout=2).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError("jupyter server did not start")
+        try:
+            wait_for_url(
+                f"{self.url}/api/status", self.proc, self.log_path, headers=self.headers, what="jupyter server"
+            )
+        except RuntimeError:
+            self.stop()
+            raise
 
     @property
     def stream_url(self) -> str:

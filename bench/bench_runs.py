@@ -36,7 +36,7 @@ import requests
 
 from bench import common
 from bench.make_runs_store import StoreSpec, make_runs_store, sqlite_uri
-from tests.servers import MlflowServer, free_port, stop_process_group
+from tests.servers import MlflowServer, free_port, stop_process_group, wait_for_url
 
 FILTER = "metrics.m0 > 0.5"
 ORDER = "metrics.m1 DESC"
@@ -56,7 +56,8 @@ class JupyterServer:
             WORKBENCH_STORE_URI=store_uri,
             MLFLOW_DISABLE_TELEMETRY="true",
         )
-        self.log = open(folder / "jupyter.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.log_path = folder / "jupyter.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [
                 str(Path(sys.executable).with_name("jupyter")),
@@ -73,16 +74,13 @@ class JupyterServer:
             env=env,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.url}/api/status", headers=self.headers, timeout=2).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError("jupyter server did not start")
+        try:
+            wait_for_url(
+                f"{self.url}/api/status", self.proc, self.log_path, headers=self.headers, what="jupyter server"
+            )
+        except RuntimeError:
+            self.stop()
+            raise
 
     @property
     def headers(self) -> dict[str, str]:

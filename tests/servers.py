@@ -25,6 +25,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_url(
+    url: str,
+    proc: subprocess.Popen,
+    log: Path,
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: float = 90.0,
+    what: str = "server",
+) -> None:
+    """Wait until ``url`` answers 200; RuntimeError (with the log's tail) if ``proc`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log.read_text(errors='replace')[-2000:]}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url, headers=headers, timeout=2).status_code == 200:
+                return
+        time.sleep(0.25)
+    raise RuntimeError(f"{what} did not answer {url} in {timeout:.0f} s")
+
+
 def stop_process_group(proc: subprocess.Popen, timeout: float = 15) -> None:
     """Stop a process started with ``start_new_session=True`` and its children, by its PID.
 
@@ -79,18 +100,14 @@ class MlflowServer:
             env=env,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {(self.folder / 'server.log').read_text()[-2000:]}")
-            try:
-                if requests.get(self.uri + "/health", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.25)
-        self.stop()
-        raise RuntimeError("mlflow server did not answer /health in time")
+        try:
+            wait_for_url(
+                self.uri + "/health", self.proc, self.folder / "server.log", timeout=timeout, what="mlflow server"
+            )
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         if self.proc:

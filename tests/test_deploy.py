@@ -55,18 +55,17 @@ PAYLOAD = {"dataframe_split": {"columns": COLUMNS, "data": ROWS[:2]}}
 # --------------------------------------------------------------------------- fixtures and helpers
 
 
-@pytest.fixture(scope="module")
-def models(mlflow_server):
-    """A model with v1 and v2 (@champion and @live on v1), one with a signature but no input example,
-    and one whose only version cannot load."""
+def register_two_versions(uri: str, name: str) -> None:
+    """``name`` v1 (label = column a) and v2 (the opposite), each with an input example; @champion and @live on v1.
+
+    Also used by bench/bench_deploy.py.
+    """
     import mlflow
     import pandas as pd
-    from mlflow.models import infer_signature
     from sklearn.linear_model import LogisticRegression
 
-    name = f"dep-{uuid.uuid4().hex[:8]}"
     frame = pd.DataFrame(ROWS, columns=COLUMNS)
-    mlflow.set_tracking_uri(mlflow_server.uri)
+    mlflow.set_tracking_uri(uri)
     try:
         for labels in ([0, 1, 0, 1], [1, 0, 1, 0]):
             with mlflow.start_run():
@@ -77,6 +76,27 @@ def models(mlflow_server):
                     input_example=frame.head(2),
                     registered_model_name=name,
                 )
+    finally:
+        mlflow.set_tracking_uri(None)  # back to the default; also drops the MLFLOW_TRACKING_URI it set
+    client = mlflow.MlflowClient(uri)
+    for alias in ("champion", "live"):
+        client.set_registered_model_alias(name, alias, "1")
+
+
+@pytest.fixture(scope="module")
+def models(mlflow_server):
+    """A model with v1 and v2 (@champion and @live on v1), one with a signature but no input example,
+    and one whose only version cannot load."""
+    import mlflow
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    name = f"dep-{uuid.uuid4().hex[:8]}"
+    register_two_versions(mlflow_server.uri, name)
+    frame = pd.DataFrame(ROWS, columns=COLUMNS)
+    mlflow.set_tracking_uri(mlflow_server.uri)
+    try:
         with mlflow.start_run():
             mlflow.sklearn.log_model(
                 LogisticRegression().fit(frame, [0, 1, 0, 1]),
@@ -88,8 +108,6 @@ def models(mlflow_server):
     finally:
         mlflow.set_tracking_uri(None)  # back to the default; also drops the MLFLOW_TRACKING_URI it set
     client = MlflowClient(mlflow_server.uri)
-    client.set_registered_model_alias(name, "champion", "1")
-    client.set_registered_model_alias(name, "live", "1")
 
     broken = f"{name}-broken"
     run = client.create_run(client.create_experiment(f"exp-{broken}"))

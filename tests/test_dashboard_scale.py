@@ -121,7 +121,7 @@ def test_runs_table_pages_sorts_and_filters_over_thousands_of_runs(stack, big_st
     filter_box = page.get_by_label("Filter (MLflow syntax)")
     filter_box.fill("params.p0 = 'rf'")
     filter_box.press("Enter")
-    expect(position).to_contain_text("Runs 1–25 · page 1")
+    expect(position).to_contain_text("Runs 1–25 · page 1", timeout=LOADED_MS)
     cells = page.locator('.tabulator-cell[tabulator-field="params.p0"]')
     expect(cells).to_have_count(25)
     assert set(cells.all_inner_texts()) == {"rf"}
@@ -150,7 +150,8 @@ def test_a_million_point_history_is_rasterized_not_sent_point_by_point(stack, bi
     filter_box = page.get_by_label("Filter (MLflow syntax)")
     filter_box.fill(f"attributes.run_id IN ('{long_run}', '{short_run}')")
     filter_box.press("Enter")
-    expect(page.locator("[data-testid=runs-position]")).to_contain_text("Runs 1–2 of 2")
+    # the search runs beside the first page's curves and parallel plot, in this (busy) test process
+    expect(page.locator("[data-testid=runs-position]")).to_contain_text("Runs 1–2 of 2", timeout=LOADED_MS)
     note = page.locator("[data-testid=curves-note]")
     expect(note).to_have_attribute("data-rasterized", "true", timeout=LOADED_MS)
     expect(note).to_contain_text(f"{HISTORY_POINTS + 10:,} points, rasterized on the server (datashader)")

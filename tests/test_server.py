@@ -535,8 +535,11 @@ async def test_deploy_predict_logs_restart_stop_through_the_api(jp_fetch):
     try:
         healthy = await _wait_for(jp_fetch, "deployments/api-test", lambda d: d["state"] == "healthy")
         assert healthy["version"] == "2" and healthy["endpoint"].startswith("http://127.0.0.1:")
-        code, job = await call(jp_fetch, f"jobs/{started['job_id']}")
-        assert code == 200 and job["state"] == "succeeded"
+        # the job ends just after the deployment reports healthy (it sees the state file next)
+        job = await _wait_for(
+            jp_fetch, f"jobs/{started['job_id']}", lambda j: j["state"] not in ("queued", "running"), timeout=30
+        )
+        assert job["state"] == "succeeded", job
         code, listed = await call(jp_fetch, "deployments")
         assert code == 200 and "api-test" in {d["name"] for d in listed}
 

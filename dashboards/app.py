@@ -150,15 +150,20 @@ def _local_stylesheets() -> None:
 
     Panel resolves a component's stylesheet URLs against the document's
     ``dist_url`` and falls back to its CDN while that is unset; it sets it only
-    when the page is rendered, after this function's session has started
-    building. Sections that fill in from background threads in that window
-    asked the CDN for their CSS (seen under load). Setting it first closes the
-    window; Panel later writes the same value.
+    when the page is rendered, after the session's components were built. Until
+    then every component is built with CDN URLs, and Panel's design stylesheets
+    are shared between sessions, so one session being built flipped another
+    session's live stylesheets to the CDN (seen under load, with Bokeh's
+    "reference already known" warning). Setting it first closes the window;
+    Panel later writes the same value.
+
+    A served session is a document with a session context (``pn.state.served``
+    is true only inside ``panel serve script.py``, not for ``pn.serve(func)``).
     """
     from panel.io.resources import get_dist_path
 
     doc = pn.state.curdoc
-    if doc is not None and pn.state.served:
+    if doc is not None and doc.session_context is not None:
         doc._template_variables.setdefault("dist_url", get_dist_path(cdn=False))
 
 

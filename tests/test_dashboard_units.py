@@ -238,6 +238,36 @@ def test_basic_auth_guards_a_non_loopback_bind(demo_workspace, served):
     assert right.url.rstrip("/") == base and "<title>Workbench</title>" in right.text
 
 
+def test_served_sessions_build_every_component_with_this_servers_stylesheets(demo_workspace, served, monkeypatch):
+    """No component of a served session is ever pointed at Panel's CDN, not even while the page is built.
+
+    Panel's design stylesheets are shared between sessions: a session built
+    with CDN URLs flipped the live stylesheets of another one (a closed network
+    then loses the page's CSS). Every stylesheet a session patches must get
+    this server's address.
+    """
+    import panel.io.resources
+    import panel.reactive
+
+    seen: list[str] = []
+    original = panel.io.resources.patch_stylesheet
+
+    def recording(stylesheet, dist_url):
+        seen.append(dist_url)
+        return original(stylesheet, dist_url)
+
+    monkeypatch.setattr(panel.io.resources, "patch_stylesheet", recording)
+    monkeypatch.setattr(panel.reactive, "patch_stylesheet", recording)
+    running = serve(load_settings(demo_workspace), port=0, show=False, block=False, say=lambda _line: None)
+    served.append(running)
+    for page in ("overview", "data", "experiments"):
+        answer = _get(f"http://127.0.0.1:{running.port}/?page={page}")
+        assert answer.status_code == 200 and "cdn.holoviz.org" not in answer.text
+    assert seen, "building the pages patched no stylesheet: this check would prove nothing"
+    elsewhere = {url for url in seen if "://" in url}  # this server's are paths: static/extensions/panel/
+    assert not elsewhere, f"stylesheets of a served session were pointed at {elsewhere}"
+
+
 def _get(url: str) -> requests.Response:
     """GET once the server answers (it starts in a background thread)."""
     deadline = time.monotonic() + 15

@@ -106,7 +106,7 @@ class PromoteFlow(pn.viewable.Viewer):
         now = f"v{current.version}" if current else "nobody"
         rows = []
         for m in comparison.metrics:
-            better = m.delta is not None and m.delta != 0 and (m.delta < 0) == tracking.lower_is_better(m.key)
+            better = m.delta is not None and m.delta != 0 and (m.delta < 0) == m.lower_is_better
             worse = m.delta is not None and m.delta != 0 and not better
             tone = "color:#1f7a45" if better else "color:#b3261e" if worse else ""
             rows.append(

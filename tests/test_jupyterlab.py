@@ -487,6 +487,12 @@ def test_models_panel_promote_through_the_dialog_then_roll_back(page, tracking: 
         expect(comparison).to_contain_text("v2 (current)")
         expect(comparison).to_contain_text("n_estimators")
         expect(comparison.get_by_test_id("lineage-comparison")).to_contain_text("data/wine.csv")
+        # the change is coloured by the direction the server says is better (higher, for accuracy)
+        client = MlflowClient(tracking_uri=tracking.uri)
+        v1_run, v2_run = (client.get_run(client.get_model_version(MODEL, v).run_id) for v in ("1", "2"))
+        change = v1_run.data.metrics["accuracy"] - v2_run.data.metrics["accuracy"]
+        tone = "neutral" if change == 0 else "ok" if change > 0 else "error"
+        expect(comparison.locator('tr[data-metric="accuracy"] td').last).to_have_class(f"jp-wb-delta-{tone}")
         _shoot(page, "promote")
         dialog.get_by_role("button", name="Promote").click()
         expect(chip).to_contain_text("v1")

@@ -51,7 +51,7 @@ def test_comparison_against_the_current_holder(workspace, mlflow_server):
     assert comparison.current.version == "1" and comparison.candidate.version == "2"
     (accuracy,) = [m for m in comparison.metrics if m.key == "accuracy"]
     assert (accuracy.candidate, accuracy.current) == (0.91, 0.80)
-    assert accuracy.delta == pytest.approx(0.11)
+    assert accuracy.delta == pytest.approx(0.11) and not accuracy.lower_is_better  # +0.11 is an improvement
     assert comparison.params_differ == {"depth": {"candidate": "2", "current": "1"}}
     assert comparison.candidate.lineage.commit == f"{2:040d}"
     assert comparison.gates == [] and comparison.gates_passed

@@ -248,6 +248,7 @@ def test_compare_runs_aligns_histories_by_step(tracked, any_settings):
     acc = comparison.metrics["acc"]
     assert acc["steps"] == [0, 2]
     assert acc["values"][b] == [None, 0.9]  # the later of two points at one step
+    assert loss["lower_is_better"] and not acc["lower_is_better"]  # surfaces colour the best value by it
     assert comparison.metrics["f1"]["values"] == {a: [None], b: [0.5], c: [None]}
     assert math.isnan(comparison.metrics["odd"]["values"][b][0])
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench import _mlflow, audit
+from workbench import _mlflow, audit, tracking
 from workbench.config import Settings, embedded_store_exists, ensure_state_dir
 from workbench.errors import Conflict, InvalidInput, NotFound, WorkbenchError
 from workbench.gates import GateResult
@@ -216,6 +216,7 @@ class MetricComparison:
     candidate: float | None
     current: float | None
     delta: float | None
+    lower_is_better: bool  # by the metric's name (tracking.lower_is_better): how a surface colours the delta
 
 
 @dataclass
@@ -305,7 +306,7 @@ def compare_for_promotion(settings: Settings, name: str, version: str, alias: st
     for key in keys:
         new, old = candidate.metrics.get(key), current.metrics.get(key) if current else None
         delta = new - old if new is not None and old is not None else None
-        metrics.append(MetricComparison(key, new, old, delta))
+        metrics.append(MetricComparison(key, new, old, delta, tracking.lower_is_better(key)))
     params_differ = {}
     if current is not None:
         for key in sorted(set(candidate.params) | set(current.params)):

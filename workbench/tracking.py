@@ -347,6 +347,7 @@ def compare_runs(settings: Settings, run_ids: list[str]) -> RunComparison:
         steps = sorted({step for values in per_run.values() for step in values})
         metrics[key] = {
             "steps": steps,
+            "lower_is_better": lower_is_better(key),
             "values": {run_id: [values.get(step) for step in steps] for run_id, values in per_run.items()},
         }
     return RunComparison(runs=runs, params_differ=params_differ, metrics=metrics)

@@ -9,7 +9,7 @@ import * as React from 'react';
 
 import { requestAPI } from './api';
 import { ErrorBanner, Loading, Notice, useResource } from './components';
-import { formatValue, lowerIsBetter } from './format';
+import { formatValue } from './format';
 import { experimentsIcon } from './icons';
 import { chartGeometry } from './sparkline';
 import { RunComparison } from './types';
@@ -94,7 +94,11 @@ function CompareView(props: { runIds: string[] }): JSX.Element {
             {single.map(([key]) => {
               const values = data.runs.map(run => lastValue(key, run.run_id));
               const known = values.filter((v): v is number => v !== null);
-              const best = known.length ? (lowerIsBetter(key) ? Math.min(...known) : Math.max(...known)) : null;
+              const best = known.length
+                ? data.metrics[key].lower_is_better
+                  ? Math.min(...known)
+                  : Math.max(...known)
+                : null;
               return (
                 <tr key={key}>
                   <th>{key}</th>

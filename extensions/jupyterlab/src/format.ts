@@ -62,17 +62,15 @@ export function formatDelta(value: number | null | undefined): string {
   return `${value > 0 ? '+' : ''}${formatValue(value)}`;
 }
 
-/** Whether a smaller value of a metric is the better one (losses and errors), judged by its name. */
-export function lowerIsBetter(metric: string): boolean {
-  return /loss|error|err_|mse|mae|rmse|perplexity|latency/i.test(metric);
-}
-
-/** The tone of a change of a metric: "ok" when it improved, "error" when it got worse. */
-export function deltaTone(metric: string, delta: number | null): 'ok' | 'error' | 'neutral' {
+/**
+ * The tone of a change of a metric: "ok" when it improved, "error" when it got worse.
+ * Which direction is better comes from the server (`lower_is_better`), so every surface agrees.
+ */
+export function deltaTone(lowerIsBetter: boolean, delta: number | null): 'ok' | 'error' | 'neutral' {
   if (delta === null || delta === 0 || !Number.isFinite(delta)) {
     return 'neutral';
   }
-  return delta > 0 !== lowerIsBetter(metric) ? 'ok' : 'error';
+  return delta > 0 !== lowerIsBetter ? 'ok' : 'error';
 }
 
 /** How long ago a moment was, in words a person reads at a glance. */

@@ -89,11 +89,13 @@ function PromotionView(props: { comparison: PromotionComparison }): JSX.Element 
           {comparison.metrics.map(metric => {
             const delta = typeof metric.delta === 'number' ? metric.delta : null;
             return (
-              <tr key={metric.key}>
+              <tr key={metric.key} data-metric={metric.key}>
                 <th>{metric.key}</th>
                 <td>{formatValue(metric.candidate)}</td>
                 {current && <td>{formatValue(metric.current)}</td>}
-                {current && <td className={`jp-wb-delta-${deltaTone(metric.key, delta)}`}>{formatDelta(delta)}</td>}
+                {current && (
+                  <td className={`jp-wb-delta-${deltaTone(metric.lower_is_better, delta)}`}>{formatDelta(delta)}</td>
+                )}
               </tr>
             );
           })}

@@ -143,7 +143,7 @@ export interface RunsPage {
 export interface RunComparison {
   runs: RunSummary[];
   params_differ: Record<string, Record<string, string | null>>;
-  metrics: Record<string, { steps: number[]; values: Record<string, (number | null)[]> }>;
+  metrics: Record<string, { steps: number[]; lower_is_better: boolean; values: Record<string, (number | null)[]> }>;
 }
 
 // ---------------------------------------------------------------- registry
@@ -200,7 +200,7 @@ export interface PromotionComparison {
   alias: string;
   candidate: ModelVersionInfo;
   current: ModelVersionInfo | null;
-  metrics: { key: string; candidate: Num | null; current: Num | null; delta: Num | null }[];
+  metrics: { key: string; candidate: Num | null; current: Num | null; delta: Num | null; lower_is_better: boolean }[];
   params_differ: Record<string, { candidate: string | null; current: string | null }>;
   gates: GateResult[];
   gates_passed: boolean;

@@ -12,7 +12,6 @@ import {
   formatDuration,
   formatPercent,
   formatValue,
-  lowerIsBetter,
   shortHash
 } from '../src/format';
 
@@ -71,14 +70,11 @@ test('badges and deployment states have tones', () => {
   assert.equal(shortHash(null), '');
 });
 
-test('a change of a metric is good or bad by its direction', () => {
-  assert.equal(lowerIsBetter('train_loss'), true);
-  assert.equal(lowerIsBetter('val_RMSE'), true);
-  assert.equal(lowerIsBetter('accuracy'), false);
-  assert.equal(deltaTone('accuracy', 0.02), 'ok');
-  assert.equal(deltaTone('accuracy', -0.02), 'error');
-  assert.equal(deltaTone('train_loss', 0.148), 'error');
-  assert.equal(deltaTone('train_loss', -0.1), 'ok');
-  assert.equal(deltaTone('f1', 0), 'neutral');
-  assert.equal(deltaTone('f1', null), 'neutral');
+test('a change of a metric is good or bad by the direction the server says is better', () => {
+  assert.equal(deltaTone(false, 0.02), 'ok'); // accuracy up
+  assert.equal(deltaTone(false, -0.02), 'error');
+  assert.equal(deltaTone(true, 0.148), 'error'); // a loss up
+  assert.equal(deltaTone(true, -0.1), 'ok');
+  assert.equal(deltaTone(false, 0), 'neutral');
+  assert.equal(deltaTone(true, null), 'neutral');
 });

@@ -245,6 +245,35 @@ def test_bad_references_are_refused_before_anything_starts(models, fresh):
     assert refused and all(e.outcome == "refused" for e in refused)
 
 
+def test_a_server_registry_is_resolved_over_rest_without_importing_mlflow(models, settings, ws, mlflow_server):
+    """`workbench deploy` reads the version over MLflow's REST API: the same answers as MLflow's client, no import."""
+    name = models["name"]
+    client = MlflowClient(tracking_uri=mlflow_server.uri)
+    for alias in ("champion", "live"):
+        expected = client.get_model_version_by_alias(name, alias).version
+        assert deploy.resolve(settings, deploy.parse_model_ref(f"{name}@{alias}")) == str(expected)
+    assert deploy.resolve(settings, deploy.parse_model_ref(f"{name}/v2")) == "2"
+    with pytest.raises(NotFound, match="has no alias 'nobody'") as info:
+        deploy.resolve(settings, deploy.parse_model_ref(f"{name}@nobody"))
+    assert info.value.hint == "Its aliases: champion, live."
+    with pytest.raises(NotFound, match="has no version 99") as info:
+        deploy.resolve(settings, deploy.parse_model_ref(f"{name}/99"))
+    assert f"workbench models {name}" in info.value.hint
+    with pytest.raises(NotFound, match="model 'no-such-model'"):
+        deploy.resolve(settings, deploy.parse_model_ref("no-such-model@champion"))
+
+    script = (
+        "import sys\n"
+        "from workbench import deploy\n"
+        "from workbench.config import load_settings\n"
+        f"settings = load_settings({str(ws)!r}, tracking_uri={mlflow_server.uri!r})\n"
+        f"print(deploy.resolve(settings, deploy.parse_model_ref({name + '@champion'!r})), 'mlflow' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "False"]
+
+
 def test_a_target_without_its_plugin_is_a_clear_error(models, fresh):
     with pytest.raises(NotFound) as info:
         deploy.deploy(fresh, f"{models['name']}@champion", target="kserve")

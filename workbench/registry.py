@@ -65,7 +65,8 @@ class ModelDetail:
     versions: list[ModelVersionInfo]
 
 
-def _check_name(name: str) -> str:
+def check_model_name(name: str) -> str:
+    """``name`` if it can be a registered model's name (it goes into MLflow filter strings), else InvalidInput."""
     if not name or not name.strip():
         raise InvalidInput("A model name is required", "`workbench models` lists the registered models.")
     if "'" in name or "\n" in name:
@@ -127,7 +128,7 @@ def list_models(settings: Settings) -> list[ModelInfo]:
 
 def _get_registered(client, settings: Settings, name: str):
     with _mlflow.mlflow_errors(settings.registry_uri, f"model {name!r}"):
-        return client.get_registered_model(_check_name(name))
+        return client.get_registered_model(check_model_name(name))
 
 
 def get_model(settings: Settings, name: str) -> ModelDetail:

@@ -64,6 +64,28 @@ def test_version_with_run_metrics_and_lineage(model):
     assert registry.resolve_version(settings, name, "champion") == "2"
 
 
+def test_version_status_reads_the_same_over_rest_and_through_mlflows_client(model, mlflow_server, tmp_path):
+    """A server registry is read over REST (no MLflow import), a local store with MLflow's client: same answers."""
+    settings, name, _ = model
+    local = load_settings(tmp_path, tracking_uri=mlflow_server.db_uri)  # the same store, read as a file
+    for reader in (settings, local):
+        assert registry.version_status(reader, name, "@champion") == ("2", "READY")
+        assert registry.version_status(reader, name, "challenger") == ("3", "READY")
+        assert registry.version_status(reader, name, "v1") == ("1", "READY")
+    for ref, message in (("@nobody", "has no alias 'nobody'"), ("99", "has no version 99")):
+        refusals = []
+        for reader in (settings, local):
+            with pytest.raises(NotFound) as info:
+                registry.version_status(reader, name, ref)
+            refusals.append((info.value.message, info.value.hint))
+        assert refusals[0] == refusals[1] and message in refusals[0][0], refusals
+    assert refusals[0][1] == f"`workbench models {name}` lists its versions."
+    with pytest.raises(NotFound, match="Its aliases: challenger, champion"):
+        registry.version_status(settings, name, "@nobody")
+    with pytest.raises(NotFound, match="model 'no-such-model-xyz'"):
+        registry.version_status(settings, "no-such-model-xyz", "@champion")
+
+
 @pytest.mark.parametrize(
     ("call", "error"),
     [

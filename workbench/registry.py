@@ -65,7 +65,7 @@ class ModelDetail:
     versions: list[ModelVersionInfo]
 
 
-def check_model_name(name: str) -> str:
+def _check_name(name: str) -> str:
     """``name`` if it can be a registered model's name (it goes into MLflow filter strings), else InvalidInput."""
     if not name or not name.strip():
         raise InvalidInput("A model name is required", "`workbench models` lists the registered models.")
@@ -128,7 +128,7 @@ def list_models(settings: Settings) -> list[ModelInfo]:
 
 def _get_registered(client, settings: Settings, name: str):
     with _mlflow.mlflow_errors(settings.registry_uri, f"model {name!r}"):
-        return client.get_registered_model(check_model_name(name))
+        return client.get_registered_model(_check_name(name))
 
 
 def get_model(settings: Settings, name: str) -> ModelDetail:
@@ -152,21 +152,75 @@ def get_model(settings: Settings, name: str) -> ModelDetail:
 
 def resolve_version(settings: Settings, name: str, version_or_alias: str) -> str:
     """Turn ``"3"``, ``"v3"`` or ``"@champion"``/``"champion"`` into a version number."""
-    ref = str(version_or_alias).strip()
+    number, alias = _version_or_alias(version_or_alias)
+    if number is not None:
+        return number
+    detail = _get_registered(_mlflow.client(settings), settings, name)
+    aliases = {str(a): str(v) for a, v in (detail.aliases or {}).items()}
+    if alias not in aliases:
+        raise _no_alias(name, alias, aliases)
+    return aliases[alias]
+
+
+def version_status(settings: Settings, name: str, version_or_alias: str) -> tuple[str, str]:
+    """The version number ``version_or_alias`` names now, and its MLflow status (``READY`` once registered).
+
+    A registry behind an MLflow server is read over its REST API without
+    importing MLflow (about two seconds), which ``workbench deploy`` would
+    otherwise pay before starting the model server; a local store goes
+    through MLflow's client. Both give the same answers and errors.
+    """
+    if _mlflow.is_http(settings.registry_uri):
+        return _version_status_over_rest(settings.registry_uri, _check_name(name), version_or_alias)
+    number = resolve_version(settings, name, version_or_alias)
+    client = _mlflow.client(settings)
+    try:
+        with _mlflow.mlflow_errors(settings.registry_uri, f"{name} version {number}"):
+            return number, str(client.get_model_version(name, number).status)
+    except NotFound as exc:
+        raise _no_version(name, number) from exc
+
+
+def _version_status_over_rest(uri: str, name: str, version_or_alias: str) -> tuple[str, str]:
+    number, alias = _version_or_alias(version_or_alias)
+    if alias is not None:
+        try:
+            found = _mlflow.rest_get(uri, "registered-models/alias", {"name": name, "alias": alias})
+        except (NotFound, InvalidInput):  # MLflow answers an unknown alias with INVALID_PARAMETER_VALUE
+            # which aliases it has, or that the model itself is unknown, as the client path tells
+            model = _mlflow.rest_get(uri, "registered-models/get", {"name": name}, f"model {name!r}")
+            aliases = {a["alias"]: a["version"] for a in model["registered_model"].get("aliases", [])}
+            if alias in aliases:  # it exists after all: the first answer was about something else
+                raise
+            raise _no_alias(name, alias, aliases) from None
+    else:
+        try:
+            found = _mlflow.rest_get(uri, "model-versions/get", {"name": name, "version": str(number)})
+        except NotFound as exc:
+            raise _no_version(name, str(number)) from exc
+    return str(found["model_version"]["version"]), str(found["model_version"].get("status", ""))
+
+
+def _version_or_alias(text: str) -> tuple[str | None, str | None]:
+    """``"3"``/``"v3"`` -> ("3", None); ``"@champion"``/``"champion"`` -> (None, "champion")."""
+    ref = str(text).strip()
     digits = ref[1:] if ref[:1] in ("v", "V") else ref
     if digits.isdigit():
-        return str(int(digits))
+        return str(int(digits)), None
     alias = ref.lstrip("@")
     if not alias:
         raise InvalidInput(
             "A version or alias is required", "Pass a version number like 3, or an alias like @champion."
         )
-    detail = _get_registered(_mlflow.client(settings), settings, name)
-    aliases = {str(a): str(v) for a, v in (detail.aliases or {}).items()}
-    if alias not in aliases:
-        known = ", ".join(sorted(aliases)) or "none"
-        raise NotFound(f"Model {name!r} has no alias {alias!r}", f"Its aliases: {known}.")
-    return aliases[alias]
+    return None, alias
+
+
+def _no_alias(name: str, alias: str, aliases: dict[str, str]) -> NotFound:
+    return NotFound(f"Model {name!r} has no alias {alias!r}", f"Its aliases: {', '.join(sorted(aliases)) or 'none'}.")
+
+
+def _no_version(name: str, version: str) -> NotFound:
+    return NotFound(f"Model {name!r} has no version {version}", f"`workbench models {name}` lists its versions.")
 
 
 def get_version(settings: Settings, name: str, version: str) -> ModelVersionInfo:

@@ -106,10 +106,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: t
 import requests
 
 from bench import common
-from bench.bench_runs import JupyterServer
+from bench.bench_runs import jupyter_server
 from bench.make_runs_store import DEFAULT_CACHE, StoreSpec, make_runs_store, sqlite_uri
 from tests.browser import RequestLog, launch_chromium, open_page
-from tests.servers import MlflowServer, free_port, stop_process_group
+from tests.servers import JupyterServer, MlflowServer, free_port, stop_process_group
 
 METRIC = "m1"
 MODEL = "bench-model"
@@ -289,7 +289,7 @@ def lab_environment(folder: Path) -> dict[str, str]:
     """The environment the Jupyter servers start with: JupyterLab settings and workspaces of their own
     (no "Jupyter news?" toast, no saved layout) and no GPU sampling.
 
-    Set for the whole run (``_environ``), before any server starts: ``bench_runs.JupyterServer``
+    Set for the whole run (``_environ``), before any server starts: ``bench_runs.jupyter_server``
     takes its environment from this process's.
     """
     notification = folder / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
@@ -445,7 +445,7 @@ class Stack:
     def _start_jupyter(self) -> None:
         folder = self.folder / "jupyter"
         folder.mkdir()
-        self.jupyter = JupyterServer(folder, self.mlflow.uri, sqlite_uri(self.db))
+        self.jupyter = jupyter_server(folder, self.mlflow.uri, sqlite_uri(self.db))
 
     def _main_experiment(self) -> tuple[str, int]:
         con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)

@@ -31,7 +31,6 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -51,7 +50,7 @@ import tornado.websocket
 
 from bench import common
 from tests.fake_pynvml import FakeGpu, FakeNvml
-from tests.servers import free_port, stop_process_group, wait_for_url
+from tests.servers import JupyterServer
 from workbench.gpu.nvml import NvmlSource, open_nvml
 from workbench.gpu.sampler import Sampler
 
@@ -192,13 +191,10 @@ def sampler_cases(samples: int, rounds: int, use_nvml: bool) -> list[dict[str, A
 # --------------------------------------------------------------------------- the server with stream clients
 
 
-class JupyterServer:
+class GpuJupyterServer(JupyterServer):
     """A real ``jupyter server`` with the Workbench extension, sampling GPUs every ``interval`` seconds."""
 
     def __init__(self, folder: Path, source: str, interval: float) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.headers = {"Authorization": f"token {TOKEN}"}
         env = dict(
             os.environ,
             WORKBENCH_GPU_SOURCE="nvml" if source == "fake-nvml" else source,
@@ -206,30 +202,10 @@ class JupyterServer:
             WORKBENCH_WORKSPACE=str(folder),
             MLFLOW_DISABLE_TELEMETRY="true",
         )
-        args = [
-            "--no-browser",
-            "--allow-root",
-            f"--port={self.port}",
-            "--ServerApp.ip=127.0.0.1",
-            f"--IdentityProvider.token={TOKEN}",
-            f"--ServerApp.root_dir={folder}",
-        ]
-        if source == "fake-nvml":
-            command = [sys.executable, "-c", _SERVE_WITH_FAKE_NVML.format(root=str(ROOT)), *args]
-        else:
-            command = [str(Path(sys.executable).with_name("jupyter")), "server", *args]
-        self.log_path = folder / "jupyter.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        command = (
+            [sys.executable, "-c", _SERVE_WITH_FAKE_NVML.format(root=str(ROOT))] if source == "fake-nvml" else None
         )
-        try:
-            wait_for_url(
-                f"{self.url}/api/status", self.proc, self.log_path, headers=self.headers, what="jupyter server"
-            )
-        except RuntimeError:
-            self.stop()
-            raise
+        super().__init__(folder, env=env, token=TOKEN, command=command)
 
     @property
     def stream_url(self) -> str:
@@ -256,10 +232,6 @@ class JupyterServer:
                 run = _run_seconds(member.pid)
                 fine = None if fine is None or run is None else fine + run
         return coarse, fine
-
-    def stop(self) -> None:
-        stop_process_group(self.proc)
-        self._log.close()
 
 
 _SCHEDSTAT = Path("/proc/self/schedstat").exists()
@@ -353,7 +325,7 @@ def server_case(window: float, rounds: int, source: str) -> dict[str, Any]:
     received: dict[str, list[int]] = {_label(n): [] for n in CLIENT_COUNTS if n}
     gpus: set[int] = set()
     with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
-        server = JupyterServer(Path(tmp), source, SERVER_INTERVAL)
+        server = GpuJupyterServer(Path(tmp), source, SERVER_INTERVAL)
         try:
             # start the sampler (and warm the imports of a stream) before anything is measured
             first = requests.get(f"{server.url}/workbench/api/gpu", headers=server.headers, timeout=30)

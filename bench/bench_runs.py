@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,59 +35,19 @@ import requests
 
 from bench import common
 from bench.make_runs_store import StoreSpec, make_runs_store, sqlite_uri
-from tests.servers import MlflowServer, free_port, stop_process_group, wait_for_url
+from tests.servers import JupyterServer, MlflowServer
 
 FILTER = "metrics.m0 > 0.5"
 ORDER = "metrics.m1 DESC"
 PAGE = 50
 
 
-class JupyterServer:
-    """A real ``jupyter server`` with the Workbench extension over a remote tracking server."""
-
-    def __init__(self, folder: Path, tracking_uri: str, store_uri: str) -> None:
-        self.port = free_port()
-        self.token = "bench"
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(
-            os.environ,
-            MLFLOW_TRACKING_URI=tracking_uri,
-            WORKBENCH_STORE_URI=store_uri,
-            MLFLOW_DISABLE_TELEMETRY="true",
-        )
-        self.log_path = folder / "jupyter.log"
-        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("jupyter")),
-                "server",
-                "--no-browser",
-                "--allow-root",
-                f"--port={self.port}",
-                "--ServerApp.ip=127.0.0.1",
-                f"--IdentityProvider.token={self.token}",
-                f"--ServerApp.root_dir={folder}",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-        try:
-            wait_for_url(
-                f"{self.url}/api/status", self.proc, self.log_path, headers=self.headers, what="jupyter server"
-            )
-        except RuntimeError:
-            self.stop()
-            raise
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"token {self.token}"}
-
-    def stop(self) -> None:
-        stop_process_group(self.proc)
-        self.log.close()
+def jupyter_server(folder: Path, tracking_uri: str, store_uri: str) -> JupyterServer:
+    """A ``jupyter server`` with the Workbench extension over a remote tracking server (fast SQL on ``store_uri``)."""
+    env = dict(
+        os.environ, MLFLOW_TRACKING_URI=tracking_uri, WORKBENCH_STORE_URI=store_uri, MLFLOW_DISABLE_TELEMETRY="true"
+    )
+    return JupyterServer(folder, env=env, token="bench")
 
 
 def _timed(fn, timeout: float) -> tuple[float, bool, list[str]]:
@@ -117,7 +76,7 @@ def bench_store(runs: int, rounds: int, mlflow_timeout: float, workdir: Path) ->
     """One store size: medians per contender and ratios against MLflow's REST search."""
     db = make_runs_store(StoreSpec(runs=runs))
     server = MlflowServer(workdir / f"mlflow-{runs}", db_uri=sqlite_uri(db)).start()
-    jupyter = JupyterServer(workdir, server.uri, sqlite_uri(db))
+    jupyter = jupyter_server(workdir, server.uri, sqlite_uri(db))
     try:
         from mlflow import MlflowClient
 

@@ -1,4 +1,4 @@
-"""Real backend processes for tests: an ``mlflow server`` on loopback.
+"""Real backend processes for tests and benchmarks: ``mlflow server`` and ``jupyter server`` / ``lab`` on loopback.
 
 Started with the lean settings from BUILD-NOTES (one worker, no job runner)
 and stopped by PID (its whole process group) when the test is done.
@@ -60,6 +60,87 @@ def stop_process_group(proc: subprocess.Popen, timeout: float = 15) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=5)
+
+
+class JupyterServer:
+    """A ``jupyter server`` (or ``jupyter lab``) process on loopback with a token, stopped by PID (its process group).
+
+    ``env`` is the process's whole environment (default: this one's); ``args`` are
+    added after the loopback, token and root arguments; ``command`` replaces the
+    ``jupyter <app>`` launcher (for example a script that patches NVML first).
+    Without ``wait`` the caller calls :meth:`wait` when it needs the server.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        root: Path | None = None,
+        env: dict[str, str] | None = None,
+        app: str = "server",
+        token: str = "workbench-test-token",
+        args: tuple[str, ...] = (),
+        command: list[str] | None = None,
+        wait: bool = True,
+    ) -> None:
+        self.folder = Path(folder)
+        self.root = Path(root or folder)
+        self.app = app
+        self.port = free_port()
+        self.token = token
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = self.folder / f"jupyter-{app}.log"
+        self._log = self.log_path.open("wb")
+        launcher = command or [str(Path(sys.executable).with_name("jupyter")), app]
+        self.proc = subprocess.Popen(
+            [
+                *launcher,
+                "--no-browser",
+                "--allow-root",
+                f"--port={self.port}",
+                "--ServerApp.ip=127.0.0.1",
+                f"--IdentityProvider.token={token}",
+                f"--ServerApp.root_dir={self.root}",
+                *args,
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ) if env is None else env,
+            cwd=self.root,
+            start_new_session=True,
+        )
+        if wait:
+            self.wait()
+
+    def wait(self, timeout: float = 90.0) -> JupyterServer:
+        """Return once the server answers; RuntimeError with its log's tail (and the server stopped) if it does not."""
+        try:
+            wait_for_url(
+                f"{self.url}/api/status",
+                self.proc,
+                self.log_path,
+                headers=self.headers,
+                timeout=timeout,
+                what=f"jupyter {self.app}",
+            )
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"}
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        return requests.request(method, f"{self.url}/{path}", headers=self.headers, timeout=30, **kwargs)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        stop_process_group(self.proc)
+        self._log.close()
 
 
 class MlflowServer:

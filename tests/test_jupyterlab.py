@@ -13,14 +13,12 @@ The frontend's own logic is unit tested with node's test runner (``jlpm test``).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +28,7 @@ from mlflow import MlflowClient
 
 from tests.browser import CHROMIUM_FLAGS, require_chromium
 from tests.conftest import ARTIFACTS
-from tests.servers import MlflowServer, free_port, stop_process_group
+from tests.servers import JupyterServer, MlflowServer
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTENSION = ROOT / "extensions" / "jupyterlab"
@@ -62,15 +60,10 @@ def chromium() -> str:
 # ---------------------------------------------------------------- servers
 
 
-class Lab:
-    """A ``jupyter lab`` process on loopback with a token, stopped by PID (its process group)."""
+class Lab(JupyterServer):
+    """``jupyter lab`` on loopback with a token, its news and update checks off; started, not yet waited for."""
 
     def __init__(self, root: Path, folder: Path, env: dict[str, str]) -> None:
-        self.root = root
-        self.folder = folder
-        self.port = free_port()
-        self.token = "workbench-test-token"
-        self.url = f"http://127.0.0.1:{self.port}"
         # no "Jupyter news?" question covering the page (nor its fetch)
         notification = folder / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
         notification.parent.mkdir(parents=True)
@@ -81,51 +74,7 @@ class Lab:
             'c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"\n'
             "c.ServerApp.open_browser = False\n"
         )
-        self.log_path = folder / "lab.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                str(VENV_BIN / "jupyter"),
-                "lab",
-                "--no-browser",
-                "--allow-root",
-                f"--port={self.port}",
-                "--ServerApp.ip=127.0.0.1",
-                f"--IdentityProvider.token={self.token}",
-                f"--ServerApp.root_dir={root}",
-                f"--config={config}",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=root,
-            start_new_session=True,
-        )
-
-    def wait(self, timeout: float = 60.0) -> Lab:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited: {self.log()}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.url}/api/status", headers=self.headers, timeout=2).status_code == 200:
-                    return self
-            time.sleep(0.25)
-        raise RuntimeError(f"jupyter lab did not answer in {timeout} s: {self.log()}")
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"token {self.token}"}
-
-    def api(self, method: str, path: str, **kwargs) -> requests.Response:
-        return requests.request(method, f"{self.url}/{path}", headers=self.headers, timeout=30, **kwargs)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        stop_process_group(self.proc)
-        self._log.close()
+        super().__init__(folder, root=root, env=env, app="lab", args=(f"--config={config}",), wait=False)
 
 
 @pytest.fixture(scope="module")

@@ -58,6 +58,16 @@ def run(cmd: list[str], cwd: Path) -> str:
 
 
 @pytest.fixture
+def elsewhere(tmp_path, monkeypatch):
+    """Run from a folder outside every test repository; check nobody changed the cwd."""
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    yield cwd
+    assert Path.cwd() == cwd
+
+
+@pytest.fixture
 def make_repo(tmp_path):
     """Factory for a real git + DVC repository with a local DVC remote.
 

@@ -23,14 +23,8 @@ from workbench.errors import Busy, Conflict, InvalidInput, NotFound, NotInitiali
 JOB_WAIT = 60
 
 
-@pytest.fixture(autouse=True)
-def elsewhere(tmp_path, monkeypatch):
-    """Run from a folder outside every test repository; check nobody changed the cwd."""
-    cwd = tmp_path / "elsewhere"
-    cwd.mkdir()
-    monkeypatch.chdir(cwd)
-    yield cwd
-    assert Path.cwd() == cwd
+# from a folder outside every test repository: results must not depend on the working directory
+pytestmark = pytest.mark.usefixtures("elsewhere")
 
 
 @pytest.fixture

@@ -27,12 +27,8 @@ ORACLE = data._compute_status  # DVC's answer, never cached
 RACY_WINDOW_S = 0.2
 
 
-@pytest.fixture(autouse=True)
-def elsewhere(tmp_path, monkeypatch):
-    """Run from a folder outside the repositories (results must not depend on the working directory)."""
-    cwd = tmp_path / "elsewhere"
-    cwd.mkdir()
-    monkeypatch.chdir(cwd)
+# from a folder outside the repositories: results must not depend on the working directory
+pytestmark = pytest.mark.usefixtures("elsewhere")
 
 
 @pytest.fixture(autouse=True)

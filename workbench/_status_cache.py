@@ -424,18 +424,10 @@ def _within(path: str, folder: str) -> bool:
 
 def _excludes_file(walk_root: str) -> str | None:
     """git's global excludes file (``core.excludesFile`` or the default); None when git did not run."""
-    try:
-        done = subprocess.run(
-            ["git", "config", "--path", "--get", "core.excludesFile"],
-            cwd=walk_root,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
+    done = _git(walk_root, "config", "--path", "--get", "core.excludesFile")
+    if done is None:
         return None
-    configured = done.stdout.strip()
+    configured = done.stdout.decode(errors="replace").strip()
     if done.returncode == 0 and configured:
         return os.path.join(walk_root, os.path.expanduser(configured))
     xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
@@ -446,17 +438,16 @@ def _git_tracks_any(walk_root: str, folders: list[str]) -> bool:
     """True when git's index holds a file inside one of ``folders`` (or git cannot tell)."""
     if not folders:
         return False
+    done = _git(walk_root, "ls-files", "-z", "--", *[os.path.relpath(f, walk_root) for f in folders])
+    return done is None or done.returncode != 0 or bool(done.stdout)
+
+
+def _git(walk_root: str, *args: str) -> subprocess.CompletedProcess[bytes] | None:
+    """``git ARGS`` run in ``walk_root`` (output captured); None when git could not run."""
     try:
-        done = subprocess.run(
-            ["git", "ls-files", "-z", "--", *[os.path.relpath(f, walk_root) for f in folders]],
-            cwd=walk_root,
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
+        return subprocess.run(["git", *args], cwd=walk_root, capture_output=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError):
-        return True
-    return done.returncode != 0 or bool(done.stdout)
+        return None
 
 
 def _watched(repo: Repo, remote_name: str | None, state_dir: str | None) -> tuple[Watched, list[Guard]]:

@@ -123,7 +123,7 @@ def page(browser, lab: Lab):
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(f"{lab.url}/lab?token={lab.token}")
-    page.wait_for_selector("#workbench-data", state="attached")
+    _wait_restored(page)
     _open(page, "workbench-data")
     # a researcher widens the sidebar to read tables: do the same (drag the split handle)
     handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
@@ -138,11 +138,36 @@ def page(browser, lab: Lab):
     page.close()
 
 
+def _wait_restored(page, panel_id: str = "workbench-data") -> None:
+    """Wait until JupyterLab has loaded the Workbench plugins and restored its layout.
+
+    The splash screen is removed once the layout restorer is done; before that, the
+    restorer may still switch the sidebar to the panel that was open last time.
+    """
+    page.wait_for_selector(f"#{panel_id}", state="attached")
+    page.wait_for_selector("#jupyterlab-splash", state="detached")
+
+
 def _open(page, panel_id: str):
-    """Activate a Workbench sidebar panel (its tab in the left bar) and return its locator."""
+    """Activate a Workbench sidebar panel (its tab in the left bar) and return its locator.
+
+    Clicking the tab of the panel already shown would close it, so the tab is clicked only
+    when it is not the current one, and again if something else took the sidebar meanwhile.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     panel = page.locator(f"#{panel_id}")
-    if not panel.is_visible():
-        page.click(f'.jp-SideBar li[data-id="{panel_id}"]')
+    tab = page.locator(f'.jp-SideBar li[data-id="{panel_id}"]')
+    for _attempt in range(3):
+        if panel.is_visible():
+            return panel
+        if "lm-mod-current" not in (tab.get_attribute("class") or ""):
+            tab.click()
+        try:
+            panel.wait_for(state="visible", timeout=10_000)
+            return panel
+        except PlaywrightTimeout:
+            continue
     panel.wait_for(state="visible")
     return panel
 
@@ -348,7 +373,7 @@ def test_runs_table_at_100k_runs_and_a_machine_without_gpu(browser, big_store: P
         experiment = next(e for e in big_lab.api("GET", "workbench/api/experiments").json() if e["run_count"])
         assert experiment["run_count"] > 90_000
         page.goto(f"{big_lab.url}/lab?token={big_lab.token}")
-        page.wait_for_selector("#workbench-experiments", state="attached")
+        _wait_restored(page, "workbench-experiments")
         panel = _open(page, "workbench-experiments")
         summary = panel.get_by_test_id("runs-summary")
         expect(summary).to_contain_text(f"100 of {experiment['run_count']} runs")
@@ -651,7 +676,7 @@ def test_dark_theme(page, lab: Lab):
     assert response.status_code == 204, response.text
     try:
         page.reload()
-        page.wait_for_selector("#workbench-data", state="attached")
+        _wait_restored(page)
         expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false")
         for panel_id, name in (
             ("workbench-models", "models-dark"),

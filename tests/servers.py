@@ -144,10 +144,22 @@ class JupyterServer:
 
 
 class MlflowServer:
-    """An ``mlflow server`` process over a SQLite store in ``folder`` (or the store ``db_uri``)."""
+    """An ``mlflow server`` process over a SQLite store in ``folder`` (or the store ``db_uri``).
 
-    def __init__(self, folder: Path, port: int | None = None, db_uri: str | None = None) -> None:
+    ``app_name`` picks one of MLflow's server apps (``basic-auth``); ``env`` adds to its environment.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        port: int | None = None,
+        db_uri: str | None = None,
+        app_name: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.folder = Path(folder)
+        self.app_name = app_name
+        self.extra_env = env or {}
         self.folder.mkdir(parents=True, exist_ok=True)
         self.db_uri = db_uri or f"sqlite:///{self.folder / 'mlflow.db'}"
         self.artifacts = self.folder / "artifacts"
@@ -156,7 +168,10 @@ class MlflowServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 90.0) -> MlflowServer:
-        env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true")
+        env = dict(
+            os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true", **self.extra_env
+        )
+        app = ["--app-name", self.app_name] if self.app_name else []
         log = open(self.folder / "server.log", "ab")  # noqa: SIM115 - closed in stop()
         self._log = log
         mlflow_bin = Path(sys.executable).with_name("mlflow")
@@ -175,6 +190,7 @@ class MlflowServer:
                 str(self.port),
                 "--workers",
                 "1",
+                *app,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

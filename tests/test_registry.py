@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.servers import free_port
+from tests.servers import MlflowServer, free_port
 from workbench import registry
 from workbench.config import load_settings
-from workbench.errors import BackendUnavailable, InvalidInput, NotFound
+from workbench.errors import BackendUnavailable, InvalidInput, NotFound, WorkbenchError
+
+ROOT = Path(__file__).resolve().parents[1]
+CREDENTIALS = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +89,90 @@ def test_version_status_reads_the_same_over_rest_and_through_mlflows_client(mode
         registry.version_status(settings, name, "@nobody")
     with pytest.raises(NotFound, match="model 'no-such-model-xyz'"):
         registry.version_status(settings, "no-such-model-xyz", "@champion")
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory):
+    """``mlflow server --app-name basic-auth``: users and passwords, plus a bearer token for the admin.
+
+    Nobody but the admin may read anything (``default_permission = NO_PERMISSIONS``);
+    tests/mlflow_token_auth.py adds the bearer token MLflow's client sends for MLFLOW_TRACKING_TOKEN.
+    """
+    folder = tmp_path_factory.mktemp("mlflow-auth")
+    admin = {"user": "admin", "password": secrets.token_urlsafe(16), "token": secrets.token_urlsafe(24)}
+    config = folder / "auth.ini"
+    config.write_text(
+        "[mlflow]\n"
+        "default_permission = NO_PERMISSIONS\n"
+        f"database_uri = sqlite:///{folder / 'auth.db'}\n"
+        f"admin_username = {admin['user']}\n"
+        f"admin_password = {admin['password']}\n"
+        "authorization_function = tests.mlflow_token_auth:authenticate\n"
+        "grant_default_workspace_access = false\n"
+    )
+    env = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+        "WORKBENCH_TEST_MLFLOW_TOKEN": admin["token"],
+        "WORKBENCH_TEST_MLFLOW_ADMIN": admin["user"],
+        "PYTHONPATH": str(ROOT),
+    }
+    server = MlflowServer(folder, app_name="basic-auth", env=env).start()
+    yield server, admin
+    server.stop()
+
+
+def _sign_in(monkeypatch, **credentials: str) -> None:
+    for name in CREDENTIALS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in credentials.items():
+        monkeypatch.setenv(f"MLFLOW_TRACKING_{name.upper()}", value)
+
+
+def test_a_registry_behind_mlflow_authentication_is_read_with_mlflows_own_credentials(
+    auth_server, tmp_path, monkeypatch
+):
+    """The REST read (registry.version_status) signs in the way MLflow's client does, and a refusal says what to set."""
+    server, admin = auth_server
+    _sign_in(monkeypatch, username=admin["user"], password=admin["password"])
+    client = MlflowClient(server.uri)
+    experiment = client.create_experiment(f"auth-{uuid.uuid4().hex[:8]}")
+    run = client.create_run(experiment).info.run_id
+    name = f"guarded-{uuid.uuid4().hex[:8]}"
+    client.create_registered_model(name)
+    client.create_model_version(name, source=f"runs:/{run}/model", run_id=run)
+    client.set_registered_model_alias(name, "champion", "1")
+    from mlflow.server import get_app_client
+
+    reader = {"user": "reader", "password": secrets.token_urlsafe(16)}
+    get_app_client("basic-auth", tracking_uri=server.uri).create_user(reader["user"], reader["password"])
+    settings = load_settings(tmp_path, tracking_uri=server.uri)
+
+    assert registry.version_status(settings, name, "@champion") == ("1", "READY")  # user and password
+    _sign_in(monkeypatch, token=admin["token"])
+    assert MlflowClient(server.uri).get_model_version_by_alias(name, "champion").version == "1"  # the token works
+    assert registry.version_status(settings, name, "@champion") == ("1", "READY")  # bearer token
+
+    refused = {
+        "UNAUTHENTICATED": [{}, {"token": "not-the-token"}, {"username": admin["user"], "password": "wrong"}],
+        "PERMISSION_DENIED": [{"username": reader["user"], "password": reader["password"]}],
+    }
+    for code, sign_ins in refused.items():
+        for credentials in sign_ins:
+            _sign_in(monkeypatch, **credentials)
+            answers = []
+            for read in (
+                lambda: registry.version_status(settings, name, "@champion"),  # REST, no MLflow import
+                lambda: registry.get_version(settings, name, "@champion"),  # MLflow's client
+            ):
+                with pytest.raises(WorkbenchError) as info:
+                    read()
+                answers.append(info.value)
+            for answer in answers:
+                assert f"MLflow at {server.uri} refused the request ({code})" in answer.message, (credentials, answer)
+                assert all(variable in answer.hint for variable in CREDENTIALS), answer.hint
+    _sign_in(monkeypatch, username=admin["user"], password=admin["password"])
+    assert client.get_model_version_by_alias(name, "champion").version == "1"  # refusals changed nothing
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,15 @@ extension runs over it (``MLFLOW_TRACKING_URI`` = that server,
   Workbench's REST API, so neither check can pass on the wrong rows. A sort
   that runs out of time restarts the MLflow server (its one worker is still
   busy) and is not asked again at that size. Ratio: MLflow UI / Workbench.
+- scroll, on the page just loaded (quiet network), before the sort: with the
+  pointer over the first row, ``SCROLL_STEPS`` wheel events of ``SCROLL_PX``
+  px, one every ``SCROLL_GAP_MS`` ms; then back to the top (until the first
+  row is drawn again). Figure: the 95th-percentile interval between
+  animation frames during the gesture (``requestAnimationFrame`` times in the
+  page); also the longest frame, and the rows passed (ARIA row index of the
+  furthest row drawn, minus the first's). MLflow's UI stops at its 100 loaded
+  runs; the panel loads the next page of 100 as it nears the end of what it
+  holds. Ratio: MLflow UI / Workbench.
 
 MLflow's UI opens its assistant side panel on a first visit; its pages start
 with the local-storage flags of a user who closed it (as a returning user
@@ -85,6 +94,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -138,6 +148,23 @@ MLFLOW_EQUIVALENT = {
     "registry": ("mlflow UI models page", "#/models", "[data-testid=model-list-table] a[href^='#/models/']"),
 }
 MLFLOW_ROWS = ".ag-center-cols-container .ag-row"
+WB_ROWS = "#workbench-experiments .jp-wb-Table-row"
+# the scroll gesture: wheel events of SCROLL_PX pixels every SCROLL_GAP_MS, over the table
+SCROLL_STEPS = 90
+SCROLL_PX = 120
+SCROLL_GAP_MS = 16
+# records the time of every animation frame until window.__wbStopFrames() returns them
+FRAME_RECORDER = """() => {
+  const frames = [];
+  let recording = true;
+  const tick = t => { if (recording) { frames.push(t); requestAnimationFrame(tick); } };
+  requestAnimationFrame(tick);
+  window.__wbStopFrames = () => { recording = false; return frames; };
+}"""
+# the ARIA row indexes of the rows drawn (MLflow's ag-grid and the panel both set them): [first, last]
+ROWS_DRAWN = """selector => { const at = Array.from(document.querySelectorAll(selector),
+  row => Number(row.getAttribute('aria-rowindex'))).filter(i => i > 0);
+  return at.length ? [Math.min(...at), Math.max(...at)] : [0, 0]; }"""
 # MLflow's UI opens its assistant side panel on a first visit; a returning user has closed it.
 MLFLOW_RETURNING_USER = (
     "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true');"
@@ -265,6 +292,50 @@ def _first_row_in(selector: str, attribute: str) -> str:
         f"ids => {{ const row = document.querySelector({json.dumps(selector)});"
         f" return !!row && ids.includes(row.getAttribute({json.dumps(attribute)})); }}"
     )
+
+
+@dataclass
+class Scroll:
+    """One scroll gesture: the slowest frames while it ran, and how far down the table it got."""
+
+    p95_frame: Timing
+    longest_frame: float
+    rows_passed: int
+
+
+def scroll_gesture(page: Any, rows: str, timeout: float, shots: Path | None, name: str) -> Scroll:
+    """Wheel-scroll the table whose rows match ``rows`` (pointer over its first row), then back to the top.
+
+    The 95th-percentile interval between animation frames during the gesture
+    is how smooth it felt: 16.7 ms is every frame at 60 Hz; a table that
+    redraws too much, or blocks the main thread to load a page, shows here.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = page.locator(rows).first.bounding_box(timeout=timeout * 1000)
+    top, _ = page.evaluate(ROWS_DRAWN, rows)
+    if box is None or not top:
+        raise RuntimeError(f"no table rows with an ARIA row index under {rows!r} to scroll")
+    # near the row's left end: a row can be wider than its table's visible part (the panel's is)
+    x, y = box["x"] + min(60, box["width"] / 2), box["y"] + box["height"] / 2
+    if not page.evaluate("([x, y, rows]) => !!document.elementFromPoint(x, y)?.closest(rows)", [x, y, rows]):
+        raise RuntimeError(f"the point ({x}, {y}) is not over a row of {rows!r}: the wheel would scroll something else")
+    page.mouse.move(x, y)
+    page.evaluate(FRAME_RECORDER)
+    for _ in range(SCROLL_STEPS):
+        page.mouse.wheel(0, SCROLL_PX)
+        page.wait_for_timeout(SCROLL_GAP_MS)
+    frames = page.evaluate("() => window.__wbStopFrames()")
+    _, furthest = page.evaluate(ROWS_DRAWN, rows)
+    _shoot(page, shots, name)
+    intervals = sorted(later - earlier for earlier, later in itertools.pairwise(frames))
+    page.mouse.wheel(0, -SCROLL_STEPS * SCROLL_PX * 10)  # back to the top for what follows
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_function(f"selector => ({ROWS_DRAWN})(selector)[0] === {top}", arg=rows, timeout=timeout * 1000)
+    if not intervals:
+        return Scroll(Timing(timeout, complete=False), timeout, furthest - top)
+    p95 = intervals[round(0.95 * (len(intervals) - 1))] / 1000
+    return Scroll(Timing(p95), intervals[-1] / 1000, furthest - top)
 
 
 # ----------------------------------------------------------------------------- servers
@@ -489,8 +560,10 @@ def _check_not_sorted_yet(page: Any, selector: str, attribute: str, top: list[st
         )
 
 
-def mlflow_runs(browser: Any, stack: Stack, top: list[str], *, sort: bool, shots: Path | None) -> dict[str, Timing]:
-    """MLflow UI: navigation -> first rows; then a click on ``METRIC`` in its Sort menu -> the best run first."""
+def mlflow_runs(
+    browser: Any, stack: Stack, top: list[str], *, sort: bool, shots: Path | None
+) -> tuple[dict[str, Timing], Scroll | None]:
+    """MLflow UI: navigation -> first rows; a scroll gesture; then a click on ``METRIC`` in its Sort menu."""
     timeout = stack.opts.ui_timeout
     url = f"{stack.mlflow.uri}/#/experiments/{stack.experiment_id}/runs"
     times: dict[str, Timing] = {}
@@ -500,11 +573,12 @@ def mlflow_runs(browser: Any, stack: Stack, top: list[str], *, sort: bool, shots
         rows = page.locator(MLFLOW_ROWS).first
         times["rows"] = clock.wait(lambda ms: rows.wait_for(state="visible", timeout=ms))
         if not times["rows"].complete:
-            return times
+            return times, None
         _shoot(page, shots, f"runs-{stack.runs}-mlflow-first-rows")
-        if not sort:
-            return times
         traffic.settle()
+        scroll = scroll_gesture(page, MLFLOW_ROWS, timeout, shots, f"runs-{stack.runs}-mlflow-scrolled")
+        if not sort:
+            return times, scroll
         first = f'{MLFLOW_ROWS}[row-index="0"]'
         _check_not_sorted_yet(page, first, "row-id", top, MLFLOW)
         page.get_by_test_id("sort-select-dropdown").click(timeout=timeout * 1000)
@@ -519,11 +593,13 @@ def mlflow_runs(browser: Any, stack: Stack, top: list[str], *, sort: bool, shots
         times["sort"] = clock.wait(sort_table)
         if times["sort"].complete:
             _shoot(page, shots, f"runs-{stack.runs}-mlflow-sorted")
-    return times
+    return times, scroll
 
 
-def workbench_runs(browser: Any, stack: Stack, top: list[str], *, sort: bool, shots: Path | None) -> dict[str, Timing]:
-    """Workbench: navigation to JupyterLab -> click the Experiments tab when it shows -> first rows; then sort."""
+def workbench_runs(
+    browser: Any, stack: Stack, top: list[str], *, sort: bool, shots: Path | None
+) -> tuple[dict[str, Timing], Scroll | None]:
+    """Workbench: navigation to JupyterLab -> click the Experiments tab when it shows -> first rows; scroll; sort."""
     jupyter = stack.jupyter
     assert jupyter is not None
     timeout = stack.opts.ui_timeout
@@ -535,8 +611,8 @@ def workbench_runs(browser: Any, stack: Stack, top: list[str], *, sort: bool, sh
         times["tab"] = clock.wait(lambda ms: tab.wait_for(state="visible", timeout=ms))
         if not times["tab"].complete:
             times["rows"] = times["tab"]
-            return times
-        rows = page.locator("#workbench-experiments .jp-wb-Table-row")
+            return times, None
+        rows = page.locator(WB_ROWS)
 
         def open_panel(ms: float) -> None:
             tab.click(timeout=ms)
@@ -544,25 +620,26 @@ def workbench_runs(browser: Any, stack: Stack, top: list[str], *, sort: bool, sh
 
         times["rows"] = clock.wait(open_panel)
         if not times["rows"].complete:
-            return times
+            return times, None
         _shoot(page, shots, f"runs-{stack.runs}-workbench-first-rows")
-        if not sort:
-            return times
         traffic.settle()
-        first = "#workbench-experiments .jp-wb-Table-row"
-        _check_not_sorted_yet(page, first, "data-run-id", top, "Workbench")
+        scroll = scroll_gesture(page, WB_ROWS, timeout, shots, f"runs-{stack.runs}-workbench-scrolled")
+        if not sort:
+            return times, scroll
+        traffic.settle()
+        _check_not_sorted_yet(page, WB_ROWS, "data-run-id", top, "Workbench")
         header = page.locator("#workbench-experiments button.jp-wb-Table-sort", has_text=re.compile(rf"^{METRIC}$"))
         header.scroll_into_view_if_needed(timeout=timeout * 1000)
         clock = Clock(timeout)
 
         def sort_panel(ms: float) -> None:
             header.click(timeout=ms)
-            page.wait_for_function(_first_row_in(first, "data-run-id"), arg=top, timeout=clock.left_ms())
+            page.wait_for_function(_first_row_in(WB_ROWS, "data-run-id"), arg=top, timeout=clock.left_ms())
 
         times["sort"] = clock.wait(sort_panel)
         if times["sort"].complete:
             _shoot(page, shots, f"runs-{stack.runs}-workbench-sorted")
-    return times
+    return times, scroll
 
 
 def _expected_top(stack: Stack) -> list[str]:
@@ -593,22 +670,31 @@ def bench_runs_ui(browser: Any, stack: Stack) -> list[dict[str, Any]]:
 
     first_rows = Samples(MLFLOW, WB_LAB, LAB_LOAD, PANEL_ROWS)
     sorting = Samples(MLFLOW, WB_PANEL)
+    scrolling = Samples(MLFLOW, WB_PANEL)
+    scrolled: dict[str, list[Scroll]] = {MLFLOW: [], WB_PANEL: []}
+
+    def took(name: str, scroll: Scroll | None) -> None:
+        if scroll is not None:
+            scrolling.add(name, scroll.p95_frame)
+            scrolled[name].append(scroll)
 
     def mlflow(shots: Path | None) -> None:
-        times = mlflow_runs(browser, stack, top, sort=sorting.complete[MLFLOW], shots=shots)
+        times, scroll = mlflow_runs(browser, stack, top, sort=sorting.complete[MLFLOW], shots=shots)
         first_rows.add(MLFLOW, times["rows"])
+        took(MLFLOW, scroll)
         if "sort" in times:
             sorting.add(MLFLOW, times["sort"])
         if not all(t.complete for t in times.values()):
             stack.restart_mlflow()
 
     def workbench(shots: Path | None) -> None:
-        times = workbench_runs(browser, stack, top, sort=True, shots=shots)
+        times, scroll = workbench_runs(browser, stack, top, sort=True, shots=shots)
         first_rows.add(WB_LAB, times["rows"])
         first_rows.add(LAB_LOAD, times["tab"])
         if times["tab"].complete:
             rows = times["rows"]
             first_rows.add(PANEL_ROWS, Timing(max(0.0, rows.seconds - times["tab"].seconds), rows.complete))
+        took(WB_PANEL, scroll)
         if "sort" in times:
             sorting.add(WB_PANEL, times["sort"])
 
@@ -637,6 +723,20 @@ def bench_runs_ui(browser: Any, stack: Stack) -> list[dict[str, Any]]:
                 MLFLOW: f"click '{METRIC}' in the Sort menu -> first row holds the highest {METRIC}",
                 WB_PANEL: f"click the '{METRIC}' column header -> first row holds the highest {METRIC}",
             },
+            **common_extra,
+        ),
+        scrolling.result(
+            "browser runs table",
+            f"scroll, {stack.runs:,} runs (95th-percentile frame)",
+            baseline=MLFLOW,
+            workbench=WB_PANEL,
+            measures={
+                name: f"{SCROLL_STEPS} wheel events of {SCROLL_PX} px every {SCROLL_GAP_MS} ms over the table"
+                " -> 95th-percentile interval between animation frames"
+                for name in (MLFLOW, WB_PANEL)
+            },
+            longest_frame={name: max(s.longest_frame for s in done) for name, done in scrolled.items() if done},
+            rows_passed={name: [s.rows_passed for s in done] for name, done in scrolled.items() if done},
             **common_extra,
         ),
     ]

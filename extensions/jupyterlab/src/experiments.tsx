@@ -229,7 +229,7 @@ function RunsView(props: { panel: WorkbenchPanel; commands: CommandRegistry; sel
         role="grid"
         aria-rowcount={total ?? runs.length}
       >
-        <div className="jp-wb-Table-header" role="row" style={{ gridTemplateColumns: template }}>
+        <div className="jp-wb-Table-header" role="row" aria-rowindex={1} style={{ gridTemplateColumns: template }}>
           <span role="columnheader" className="jp-wb-Table-pin" />
           <span role="columnheader" className="jp-wb-Table-pin jp-wb-Table-pin2">
             Run
@@ -248,7 +248,7 @@ function RunsView(props: { panel: WorkbenchPanel; commands: CommandRegistry; sel
             <RunRowView
               key={run.run_id}
               run={run}
-              top={(start + i) * ROW_HEIGHT}
+              index={start + i}
               columns={columns}
               template={template}
               picked={picked.includes(run.run_id)}
@@ -298,7 +298,7 @@ function HeaderCell(props: { column: Column; sort: Sort | null; onSort: (column:
 
 function RunRowView(props: {
   run: RunSummary;
-  top: number;
+  index: number; // in the runs loaded so far
   columns: Column[];
   template: string;
   picked: boolean;
@@ -311,7 +311,8 @@ function RunRowView(props: {
       role="row"
       aria-selected={props.picked}
       data-run-id={run.run_id}
-      style={{ top: props.top, height: ROW_HEIGHT, gridTemplateColumns: props.template }}
+      aria-rowindex={props.index + 2 /* the header is row 1 */}
+      style={{ top: props.index * ROW_HEIGHT, height: ROW_HEIGHT, gridTemplateColumns: props.template }}
       onClick={props.onToggle}
     >
       <span role="gridcell" className="jp-wb-Table-pin">

@@ -391,6 +391,9 @@ def test_runs_table_at_100k_runs_and_a_machine_without_gpu(browser, big_store: P
             table.evaluate("t => { t.scrollTop = t.scrollHeight; }")
             expect(summary).to_contain_text(f"{loaded} of {experiment['run_count']} runs")
             assert rows.count() <= 60, rows.count()
+        # the rows drawn are the ones in view, numbered for assistive technology as in the whole table
+        drawn = [int(i) for i in rows.evaluate_all("rows => rows.map(r => r.getAttribute('aria-rowindex'))")]
+        assert drawn[0] > 2 and drawn == list(range(drawn[0], drawn[0] + len(drawn))), drawn
         # sorted by a metric on the server: the first row is the service's own first
         settings = load_settings(workspace, tracking_uri=uri)
         best = tracking.search_runs(

@@ -639,10 +639,13 @@ def test_deploy_from_the_panel_and_try_it(page, lab: Lab):
 
     panel = _open(page, "workbench-models")
     card = panel.locator(f'li.jp-wb-Model[data-model="{MODEL}"]')
+    before = {record["name"] for record in lab.api("GET", "workbench/api/deployments").json()}
     try:
         card.locator('li.jp-wb-Version[data-version="2"]').get_by_test_id("deploy-2").click()
-        deployment = panel.locator("li.jp-wb-Deployment").first
-        expect(deployment).to_be_visible()
+        # this click's deployment (other tests on the demo workspace may have left stopped ones)
+        others = "".join(f':not([data-deployment="{name}"])' for name in sorted(before))
+        deployment = panel.locator(f"li.jp-wb-Deployment{others}")
+        expect(deployment).to_have_count(1, timeout=60_000)
         expect(deployment).to_have_attribute("data-state", "healthy", timeout=150_000)
         endpoint = deployment.locator(".jp-wb-Endpoint code").inner_text()
         assert endpoint.startswith("http://127.0.0.1:")

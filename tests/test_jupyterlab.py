@@ -430,7 +430,8 @@ def test_insert_code_puts_a_model_loading_cell_in_the_notebook(page, lab: Lab):
         models = {run_id: lab.api("GET", f"workbench/api/runs/{run_id}").json()["models"] for run_id in shown}
         run_id = next(run_id for run_id in shown if len(models[run_id]) == 1)
         (logged,) = models[run_id]
-        panel.locator(f'.jp-wb-Table-row[data-run-id="{run_id}"]').click()
+        # on its name: a click in a row's middle would scroll the (wide) table sideways
+        panel.locator(f'.jp-wb-Table-row[data-run-id="{run_id}"] .jp-wb-Table-name').click()
         panel.get_by_test_id("insert-run-code").click()
         cell = page.locator(".jp-NotebookPanel .jp-Cell").last
         assert logged["name"] == "model" and logged["uri"] == f"models:/{logged['model_id']}"

@@ -160,17 +160,15 @@ def test_a_registry_behind_mlflow_authentication_is_read_with_mlflows_own_creden
     for code, sign_ins in refused.items():
         for credentials in sign_ins:
             _sign_in(monkeypatch, **credentials)
-            answers = []
             for read in (
                 lambda: registry.version_status(settings, name, "@champion"),  # REST, no MLflow import
                 lambda: registry.get_version(settings, name, "@champion"),  # MLflow's client
             ):
                 with pytest.raises(WorkbenchError) as info:
                     read()
-                answers.append(info.value)
-            for answer in answers:
-                assert f"MLflow at {server.uri} refused the request ({code})" in answer.message, (credentials, answer)
-                assert all(variable in answer.hint for variable in CREDENTIALS), answer.hint
+                refusal = info.value
+                assert f"MLflow at {server.uri} refused the request ({code})" in refusal.message, (credentials, refusal)
+                assert all(variable in refusal.hint for variable in CREDENTIALS), refusal.hint
     _sign_in(monkeypatch, username=admin["user"], password=admin["password"])
     assert client.get_model_version_by_alias(name, "champion").version == "1"  # refusals changed nothing
 
